@@ -1,0 +1,65 @@
+"""The `modelapi` command: train, models, serve, predict, package.
+
+Every expected failure is one line on stderr and exit code 1; flags also read MODELAPI_<FLAG>.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from modelapi import __version__
+from modelapi.cli import models, package, predict, serve, train
+from modelapi.errors import ModelapiError
+
+__all__ = ["cli", "main"]
+
+logger = logging.getLogger("modelapi")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="modelapi")
+def cli() -> None:
+    """Train a scikit-learn model from a CSV, store it as a safe versioned bundle, and serve it.
+
+    \b
+    Start:   modelapi serve                      (the built-in diabetes model on :8000)
+    Train:   modelapi train data.csv --name mymodel
+    Inspect: modelapi models list / modelapi models show mymodel
+    Deploy:  modelapi package lambda mymodel -o dist/
+    """
+
+
+for _module in (train, models, serve, predict, package):
+    for _command in _module.commands:
+        cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code; an expected error prints one line, no traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli.main(
+            args=argv, prog_name="modelapi", auto_envvar_prefix="MODELAPI", standalone_mode=False
+        )
+    except ModelapiError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except Exception:  # the CLI's edge: anything unexpected is logged in full, once.
+        logger.exception("unexpected error; please report it with the command you ran")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

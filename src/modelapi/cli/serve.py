@@ -1,0 +1,9 @@
+"""`modelapi serve` commands."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["commands"]
+
+commands: list[click.Command] = []

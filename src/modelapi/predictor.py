@@ -1,0 +1,55 @@
+"""Predictor: a verified bundle turned into something that answers, built once per load."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from types import ModuleType
+
+from modelapi.bundle import SERVING_ARTIFACTS, Bundle, Manifest
+from modelapi.errors import BundleError, MissingExtra
+from modelapi.formats import Model, Prediction
+from modelapi.formats.linear import FILE_NAME as LINEAR_FILE
+from modelapi.formats.linear import LinearModel
+from modelapi.schema import FeatureTable, Row
+
+__all__ = ["Predictor", "require"]
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import an optional dependency or raise MissingExtra with the exact install command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtra(f"{module} is needed here: pip install 'modelapi[{extra}]'") from None
+
+
+def _build_model(bundle: Bundle) -> Model:
+    manifest = bundle.manifest
+    name = manifest.serving
+    data = bundle.files.get(name)
+    if data is None:
+        raise BundleError(f"{name}: the serving artifact was not read")
+    if name == LINEAR_FILE:
+        return LinearModel.from_bytes(data, manifest.classes)
+    if name == "model.onnx":
+        onnx_format = importlib.import_module("modelapi.formats.onnx")
+        model: Model = onnx_format.OnnxModel.from_bytes(data, manifest)
+        return model
+    raise BundleError(f"{name}: unknown serving format; this modelapi serves {SERVING_ARTIFACTS}")
+
+
+class Predictor:
+    """A loaded model with its feature table; safe to share between requests and threads."""
+
+    __slots__ = ("features", "manifest", "model", "model_id")
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.manifest: Manifest = bundle.manifest
+        self.features = FeatureTable(bundle.manifest.features)
+        self.model: Model = _build_model(bundle)
+        self.model_id = bundle.manifest.model_id
+
+    def predict(self, rows: Sequence[Row]) -> list[Prediction]:
+        """Predict rows already validated by `self.features`."""
+        return self.model.predict(rows)

@@ -1,0 +1,205 @@
+"""Wire models: the feature table (JSON key <-> CSV column <-> type) and the one error body.
+
+The feature table is the single place where a CSV column such as `BloodPressure` meets its
+JSON key `blood_pressure`. Validation here is shared by every adapter, so the HTTP server,
+the Lambda handler and the CLI refuse exactly the same input with exactly the same words.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+import msgspec
+
+from modelapi.errors import FieldError, InvalidInput
+
+__all__ = [
+    "ErrorBody",
+    "ErrorDetail",
+    "Feature",
+    "FeatureTable",
+    "FeatureType",
+    "Row",
+    "Target",
+    "Value",
+    "error_body",
+    "snake_case",
+]
+
+FeatureType = Literal["integer", "number", "category"]
+Value = float | str
+Row = list[Value]
+
+# Numeric strings are accepted because the original service cast with int()/float(); float()
+# alone would also take "nan", "inf" and "1_000", which a JSON client never means.
+_NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+_MAX_NAME_CHARS = 64
+
+
+class Feature(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One input column: its CSV name, JSON key, type, and what training saw."""
+
+    column: str
+    key: str
+    type: FeatureType
+    categories: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class Target(msgspec.Struct, frozen=True, kw_only=True):
+    """The predicted column: its CSV name and the JSON key answers use."""
+
+    column: str
+    key: str
+
+
+class ErrorDetail(msgspec.Struct, frozen=True):
+    """One refused field and why."""
+
+    field: str
+    reason: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """The single error shape every adapter returns."""
+
+    error: str
+    details: list[ErrorDetail]
+
+
+def snake_case(column: str) -> str:
+    """Return the JSON key of a CSV column: `BloodPressure` -> `blood_pressure`."""
+    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", column.strip())
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
+    text = re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
+    if not text:
+        return "feature"
+    return f"f_{text}" if text[0].isdigit() else text
+
+
+def _shown(name: str) -> str:
+    """A client-sent key, cut short so an error can never carry a long payload back."""
+    return name if len(name) <= _MAX_NAME_CHARS else name[:_MAX_NAME_CHARS] + "..."
+
+
+class FeatureTable:
+    """The ordered features of a model and the validation of rows against them."""
+
+    __slots__ = ("_by_name", "_fast_keys", "features", "keys")
+
+    def __init__(self, features: Iterable[Feature]) -> None:
+        self.features: tuple[Feature, ...] = tuple(features)
+        self.keys: tuple[str, ...] = tuple(f.key for f in self.features)
+        self._by_name: dict[str, Feature] = {}
+        for feature in self.features:
+            self._by_name[feature.key] = feature
+            self._by_name.setdefault(feature.column, feature)
+        self._fast_keys = frozenset(self.keys)
+
+    def parse_object(self, payload: object, where: str = "") -> Row:
+        """Validate one JSON object; raise InvalidInput naming every bad field."""
+        errors: list[FieldError] = []
+        row = self._parse(payload, where, errors)
+        if errors:
+            raise InvalidInput.of(errors)
+        return row
+
+    def parse_rows(self, payload: object) -> tuple[list[Row], bool]:
+        """Validate an object or an array of objects; return the rows and whether it was a batch."""
+        if isinstance(payload, dict):
+            return [self.parse_object(payload)], False
+        if not isinstance(payload, list):
+            raise InvalidInput("body", "must be a JSON object or an array of JSON objects")
+        errors: list[FieldError] = []
+        rows = [self._parse(item, f"[{index}].", errors) for index, item in enumerate(payload)]
+        if errors:
+            raise InvalidInput.of(errors)
+        return rows, True
+
+    def parse_record(self, record: Mapping[str, str], where: str, errors: list[FieldError]) -> Row:
+        """Validate one CSV record (all values text); append problems to `errors`."""
+        return self._parse(dict(record), where, errors)
+
+    def _parse(self, payload: object, where: str, errors: list[FieldError]) -> Row:
+        if not isinstance(payload, dict):
+            errors.append(FieldError(where.rstrip(".") or "body", "must be a JSON object"))
+            return []
+        if len(payload) == len(self.keys) and self._fast_keys.issuperset(payload):
+            return [
+                _convert(feature, payload[feature.key], where + feature.key, errors)
+                for feature in self.features
+            ]
+        return self._parse_slow(payload, where, errors)
+
+    def _parse_slow(
+        self, payload: dict[object, object], where: str, errors: list[FieldError]
+    ) -> Row:
+        given: dict[str, tuple[str, object]] = {}
+        for name, value in payload.items():
+            feature = self._by_name.get(name) if isinstance(name, str) else None
+            if feature is None:
+                errors.append(
+                    FieldError(where + _shown(str(name)), "is not a feature of this model")
+                )
+            elif feature.key in given:
+                errors.append(
+                    FieldError(
+                        where + feature.key,
+                        f"is given twice (as {feature.key} and {feature.column})",
+                    )
+                )
+            else:
+                given[feature.key] = (str(name), value)
+        row: Row = []
+        for feature in self.features:
+            found = given.get(feature.key)
+            if found is None:
+                errors.append(FieldError(where + feature.key, "is required"))
+                row.append(0.0)
+            else:
+                row.append(_convert(feature, found[1], where + feature.key, errors))
+        return row
+
+
+def _convert(feature: Feature, value: object, field: str, errors: list[FieldError]) -> Value:
+    kind = type(value)
+    if feature.type == "category":
+        if (
+            isinstance(value, str)
+            and feature.categories is not None
+            and value in feature.categories
+        ):
+            return value
+        shown = ", ".join(feature.categories or ())
+        errors.append(FieldError(field, f"must be one of the training categories: {shown}"))
+        return ""
+    if kind is int or kind is float:
+        number = value
+    elif isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value):
+        number = float(value)
+    elif kind is bool:
+        errors.append(FieldError(field, "must be a number, not a boolean"))
+        return 0.0
+    else:
+        errors.append(FieldError(field, "must be a number"))
+        return 0.0
+    try:
+        result = float(number)  # type: ignore[arg-type]
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        errors.append(FieldError(field, "must be a finite number"))
+        return 0.0
+    if feature.type == "integer" and not result.is_integer():
+        errors.append(FieldError(field, "must be a whole number"))
+        return 0.0
+    return result
+
+
+def error_body(code: str, details: Sequence[FieldError]) -> ErrorBody:
+    """Build the error body for an error code and its field problems."""
+    return ErrorBody(code, [ErrorDetail(d.field, d.reason) for d in details])

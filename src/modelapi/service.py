@@ -1,0 +1,201 @@
+"""The framework-free HTTP API: a Request in, a Response out, for every adapter alike.
+
+The ASGI app and the Lambda handler only translate to and from these two types, so routing,
+validation, status codes and bodies are the same everywhere. `STATUS_BY_ERROR` is the one
+table mapping error types to status codes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from modelapi import batch
+from modelapi.config import Settings
+from modelapi.errors import (
+    FieldError,
+    InvalidInput,
+    MalformedBody,
+    MethodNotAllowed,
+    ModelapiError,
+    ModelUnavailable,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from modelapi.predictor import Predictor
+from modelapi.schema import error_body
+from modelapi.source import ModelSource
+
+__all__ = ["STATUS_BY_ERROR", "Request", "Response", "Service"]
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+# Most specific first: the first matching base class decides the status.
+STATUS_BY_ERROR: tuple[tuple[type[ModelapiError], int], ...] = (
+    (MalformedBody, 400),
+    (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (InvalidInput, 422),
+    (Unauthorized, 401),
+    (NotFound, 404),
+    (MethodNotAllowed, 405),
+    (ModelUnavailable, 503),
+)
+# Bodies the predict route reads as JSON. curl -d sends form-urlencoded by default, and the
+# original service's clients rely on that, so it is read as JSON too.
+_JSON_TYPES = frozenset({"", JSON, "application/x-www-form-urlencoded", "text/plain"})
+_CSV_TYPES = frozenset({"text/csv", "application/csv"})
+_OPEN_PATHS = frozenset({"/ping", "/health"})
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(slots=True)
+class Request:
+    """An HTTP request as every adapter sees it; header names are lower-case."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(slots=True)
+class Response:
+    """An HTTP response; `body` is already encoded."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[["Service", Request], Response]
+
+
+def json_response(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response."""
+    return Response(status, _encode(body), JSON, headers or {})
+
+
+def error_response(exc: ModelapiError) -> Response:
+    """The single error body for an error, with its status code from STATUS_BY_ERROR."""
+    status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
+    if isinstance(exc, InvalidInput):
+        details = list(exc.details)
+    else:
+        details = [FieldError(_ERROR_FIELDS.get(type(exc), "request"), str(exc))]
+    headers = {"allow": ", ".join(exc.allowed)} if isinstance(exc, MethodNotAllowed) else {}
+    if isinstance(exc, Unauthorized):
+        headers["www-authenticate"] = "Bearer"
+    return json_response(status, error_body(getattr(exc, "code", "error"), details), headers)
+
+
+_ERROR_FIELDS: dict[type[ModelapiError], str] = {
+    Unauthorized: "authorization",
+    NotFound: "path",
+    MethodNotAllowed: "method",
+    ModelUnavailable: "model",
+}
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    """The content type without parameters, lower-case ('' when absent)."""
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+class Service:
+    """Routes requests to handlers; holds the model source and the settings."""
+
+    def __init__(self, source: ModelSource, settings: Settings) -> None:
+        self.source = source
+        self.settings = settings
+        self._api_key = settings.api_key.encode() if settings.api_key else None
+        self.routes: dict[str, dict[str, Handler]] = {
+            "/ping": {"GET": Service.ping},
+            "/predict": {"POST": Service.predict},
+            "/health": {"GET": Service.health},
+            "/model": {"GET": Service.model},
+        }
+
+    def handle(self, request: Request) -> Response:
+        """Answer one request; a ModelapiError becomes its error response, never a 500."""
+        try:
+            methods = self.routes.get(request.path)
+            if methods is None:
+                raise NotFound(f"no route {request.path[:100]}; see /openapi.json")
+            handler = methods.get(request.method)
+            if handler is None:
+                if request.method == "HEAD" and "GET" in methods:
+                    response = methods["GET"](self, request)
+                    return Response(response.status, b"", response.content_type, response.headers)
+                raise MethodNotAllowed(
+                    f"{request.method[:20]} is not allowed here; use {', '.join(methods)}",
+                    tuple(methods),
+                )
+            if self._api_key is not None and request.path not in _OPEN_PATHS:
+                self._authorize(request.headers)
+            return handler(self, request)
+        except ModelapiError as exc:
+            return error_response(exc)
+
+    def _authorize(self, headers: Mapping[str, str]) -> None:
+        assert self._api_key is not None
+        given = headers.get("x-api-key")
+        if given is None:
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            given = token.strip() if scheme.lower() == "bearer" else ""
+        # compare_digest on bytes takes time independent of where the strings differ.
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self._api_key):
+            raise Unauthorized(
+                "send the API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+            )
+
+    def ping(self, request: Request) -> Response:
+        """Liveness, as the original service answered it."""
+        return Response(200, b'{"ping": "pong"}')
+
+    def health(self, request: Request) -> Response:
+        """200 when a model is loaded, 503 with the reason when not."""
+        predictor = self.source.predictor
+        if predictor is None:
+            raise ModelUnavailable(self.source.reason)
+        return json_response(200, {"status": "ok", "model": predictor.model_id})
+
+    def model(self, request: Request) -> Response:
+        """The loaded model's manifest: features, metrics, checksums."""
+        predictor = self.source.get()
+        return Response(200, _encode(predictor.manifest), JSON, _version_header(predictor))
+
+    def predict(self, request: Request) -> Response:
+        """Predict one JSON object, a JSON array of objects, or a CSV body."""
+        predictor = self.source.get()
+        if len(request.body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge("body", f"must be at most {self.settings.max_body_bytes} bytes")
+        kind = media_type(request.headers)
+        if kind in _CSV_TYPES:
+            text = batch.predict_csv(predictor, request.body, self.settings.max_batch_rows)
+            return Response(200, text, "text/csv; charset=utf-8", _version_header(predictor))
+        if kind not in _JSON_TYPES:
+            raise UnsupportedMediaType("content-type", "must be application/json or text/csv")
+        try:
+            payload = _decode(request.body)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            raise MalformedBody("body", "is not valid JSON") from None
+        rows, is_batch = predictor.features.parse_rows(payload)
+        if len(rows) > self.settings.max_batch_rows:
+            raise PayloadTooLarge("body", f"must hold at most {self.settings.max_batch_rows} rows")
+        answers = batch.answers(predictor, predictor.predict(rows))
+        body = _encode(answers if is_batch else answers[0])
+        return Response(200, body, JSON, _version_header(predictor))
+
+
+def _version_header(predictor: Predictor) -> dict[str, str]:
+    return {"x-model-version": predictor.model_id}

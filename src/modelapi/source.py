@@ -1,0 +1,138 @@
+"""ModelSource: the model a serving process answers with, loaded once and swapped atomically.
+
+Both the ASGI server and the Lambda handler hold one ModelSource. It loads the referenced
+bundle (reading and verifying only the serving artifact), keeps the reason when it cannot,
+retries on a later call, and can re-check an alias so a promoted version is served without a
+restart. A swap is a single attribute assignment: a request sees the old or the new
+predictor, never a mix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from modelapi.bundle import Bundle
+from modelapi.errors import ModelapiError, ModelUnavailable
+from modelapi.predictor import Predictor
+from modelapi.store import ModelRef, ModelStore, load_bundle, open_store, parse_ref, resolve_version
+
+__all__ = ["ModelSource"]
+
+logger = logging.getLogger(__name__)
+
+
+class ModelSource:
+    """The current predictor for one model reference, with load, retry and alias reload."""
+
+    def __init__(self, ref: str, store: str | None, *, reload_interval_s: float = 0.0) -> None:
+        self.ref: ModelRef = parse_ref(ref)
+        self.store_uri = store
+        self.reload_interval_s = reload_interval_s
+        self.predictor: Predictor | None = None
+        self.reason = "the model has not been loaded yet"
+        self._store: ModelStore | None = None
+        self._lock = threading.Lock()
+        self._checked_at = 0.0
+
+    @classmethod
+    def of(cls, predictor: Predictor) -> ModelSource:
+        """A source that always serves the given predictor (tests, embedded use)."""
+        source = cls(predictor.manifest.name, None)
+        source.predictor = predictor
+        return source
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether a model is loaded."""
+        return self.predictor is not None
+
+    def get(self) -> Predictor:
+        """The current predictor; try loading again if none is loaded; raise ModelUnavailable."""
+        predictor = self.predictor
+        if predictor is None:
+            self.load()
+            predictor = self.predictor
+            if predictor is None:
+                raise ModelUnavailable(self.reason)
+        return predictor
+
+    def load(self) -> bool:
+        """Load the referenced model now; on failure keep the old one and the reason."""
+        with self._lock:
+            try:
+                predictor = Predictor(self._read())
+            except ModelapiError as exc:
+                self._fail(exc)
+                return False
+            except Exception as exc:  # boto3/OS faults arrive as many types; the reason is logged.
+                self._fail(exc)
+                return False
+            self._swap(predictor)
+            return True
+
+    def refresh(self) -> bool:
+        """Load the version the reference names now, if it differs; return whether it swapped."""
+        self._checked_at = time.monotonic()
+        current = self.predictor
+        if current is None:
+            return self.load()
+        if self.ref.path is not None or self.ref.version is not None:
+            return False
+        try:
+            version = resolve_version(self._open_store(), self.ref)
+        except Exception as exc:
+            logger.warning(
+                "model check failed for %s, keeping %s: %s", self.ref, current.model_id, exc
+            )
+            return False
+        if version == current.manifest.version:
+            return False
+        return self.load()
+
+    def refresh_if_due(self) -> None:
+        """Refresh when the reload interval has passed since the last check (0 = never)."""
+        if (
+            self.reload_interval_s > 0
+            and time.monotonic() - self._checked_at >= self.reload_interval_s
+        ):
+            self.refresh()
+
+    def _read(self) -> Bundle:
+        store = self._open_store() if self.ref.path is None else None
+        return load_bundle(self.ref, store, serving_only=True)
+
+    def _open_store(self) -> ModelStore:
+        if self._store is None:
+            self._store = open_store(self.store_uri or "./models")
+        return self._store
+
+    def _fail(self, exc: BaseException) -> None:
+        self.reason = _reason(exc)
+        if self.predictor is None:
+            logger.error("model %s could not be loaded: %s", self.ref, self.reason, exc_info=exc)
+        else:
+            logger.error(
+                "model %s could not be reloaded, still serving %s: %s",
+                self.ref,
+                self.predictor.model_id,
+                self.reason,
+                exc_info=exc,
+            )
+
+    def _swap(self, predictor: Predictor) -> None:
+        previous = self.predictor
+        self.predictor = predictor
+        self.reason = ""
+        self._checked_at = time.monotonic()
+        if previous is None:
+            logger.info("serving model %s", predictor.model_id)
+        elif previous.model_id != predictor.model_id:
+            logger.info("serving model %s (was %s)", predictor.model_id, previous.model_id)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ModelapiError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
