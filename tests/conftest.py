@@ -1,0 +1,90 @@
+"""Fixtures shared by every test layer: the Pima data, the built-in bundle, a local moto S3."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelapi.bundle import Bundle
+from modelapi.config import Settings
+from modelapi.predictor import Predictor
+from modelapi.store.builtin import BUILTIN_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The exact Pima example body that existing clients send.
+PIMA_EXAMPLE = (
+    b'{"pregnancies": 2, "glucose": 148, "blood_pressure": 72, "skin_thickness": 35,'
+    b' "insulin": 0, "bmi": 33.6, "diabetes_pedigree_function": 0.674, "age": 22}'
+)
+
+
+@pytest.fixture(scope="session")
+def pima_csv() -> Path:
+    """The Pima data set: MODELAPI_TEST_DATA, else ../shared/data/pima.csv beside the repo."""
+    path = Path(os.environ.get("MODELAPI_TEST_DATA", REPO_ROOT.parent / "shared/data/pima.csv"))
+    assert path.is_file(), f"Pima data not found at {path}; set MODELAPI_TEST_DATA"
+    return path
+
+
+@pytest.fixture(scope="session")
+def builtin_bundle() -> Bundle:
+    """The shipped diabetes bundle, read and verified."""
+    from modelapi.bundle import read_bundle
+
+    return read_bundle(BUILTIN_ROOT / "diabetes" / "1")
+
+
+@pytest.fixture(scope="session")
+def pima_predictor(builtin_bundle: Bundle) -> Predictor:
+    """A predictor for the shipped diabetes bundle."""
+    return Predictor(builtin_bundle)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings with an empty store in a temporary folder."""
+    return Settings(store=str(tmp_path / "models"))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 (a free port), for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 at the moto server with dummy credentials; return the endpoint URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_endpoint
+
+
+@pytest.fixture
+def s3_bucket(aws_env: str) -> str:
+    """A new, empty bucket on the moto server; returns its name."""
+    import boto3
+
+    name = f"modelapi-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_store_uri(s3_bucket: str) -> str:
+    """An `s3://` store URI in a new bucket."""
+    return f"s3://{s3_bucket}/models"
