@@ -13,6 +13,7 @@
     ├── StoreError                       a store could not be reached or written
     ├── DataError (ValueError)           a training data set that cannot be used
     ├── TrainingError                    training or a format check failed
+    ├── PackagingError                   a deployment package could not be built
     ├── ConfigError (ValueError)         a bad setting, named
     └── MissingExtra (ImportError)       an optional dependency is not installed
 
@@ -35,6 +36,7 @@ __all__ = [
     "ModelUnavailable",
     "ModelapiError",
     "NotFound",
+    "PackagingError",
     "PayloadTooLarge",
     "StoreError",
     "TrainingError",
@@ -154,6 +156,10 @@ class TrainingError(ModelapiError):
 
 class ConfigError(ModelapiError, ValueError):
     """A setting has a bad value; the message names the setting."""
+
+
+class PackagingError(ModelapiError):
+    """A deployment package could not be built: wheels not fetched, or over a size limit."""
 
 
 class MissingExtra(ModelapiError, ImportError):
