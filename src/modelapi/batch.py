@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from modelapi.errors import FieldError, InvalidInput, MalformedBody, PayloadTooLarge
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
+from modelapi.schema import Row
 
-__all__ = ["answers", "csv_header", "predict_csv"]
+__all__ = ["answers", "csv_header", "parse_csv", "predict_csv", "write_csv"]
 
 
 def answers(predictor: Predictor, predictions: Sequence[Prediction]) -> list[dict[str, object]]:
@@ -37,6 +38,11 @@ def csv_header(predictor: Predictor) -> list[str]:
 
 def predict_csv(predictor: Predictor, body: bytes, max_rows: int) -> bytes:
     """Score a CSV body (header row + rows); answer CSV with one answer row per input row."""
+    return write_csv(predictor, predictor.predict(parse_csv(predictor, body, max_rows)))
+
+
+def parse_csv(predictor: Predictor, body: bytes, max_rows: int) -> list[Row]:
+    """Validate a CSV body (header row + rows); raise InvalidInput naming every bad cell."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -53,7 +59,7 @@ def predict_csv(predictor: Predictor, body: bytes, max_rows: int) -> bytes:
     if len(records) > max_rows:
         raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
     errors: list[FieldError] = []
-    rows = []
+    rows: list[Row] = []
     for index, record in enumerate(records):
         if len(record) != len(header):
             errors.append(
@@ -67,9 +73,14 @@ def predict_csv(predictor: Predictor, body: bytes, max_rows: int) -> bytes:
         )
     if errors:
         raise InvalidInput.of(errors)
+    return rows
+
+
+def write_csv(predictor: Predictor, predictions: Sequence[Prediction]) -> bytes:
+    """The CSV answer: a header row, then one row per prediction."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(csv_header(predictor))
-    for label, probs in predictor.predict(rows):
+    for label, probs in predictions:
         writer.writerow([label, *(repr(p) for p in probs or ())])
     return out.getvalue().encode()

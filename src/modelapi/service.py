@@ -28,11 +28,23 @@ from modelapi.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from modelapi.formats import Prediction
+from modelapi.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from modelapi.metrics import Metrics
 from modelapi.predictor import Predictor
 from modelapi.schema import error_body
 from modelapi.source import ModelSource
 
-__all__ = ["STATUS_BY_ERROR", "Request", "Response", "Service"]
+__all__ = [
+    "STATUS_BY_ERROR",
+    "Handler",
+    "Request",
+    "Response",
+    "Service",
+    "error_response",
+    "json_response",
+    "media_type",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -112,32 +124,55 @@ def media_type(headers: Mapping[str, str]) -> str:
 
 
 class Service:
-    """Routes requests to handlers; holds the model source and the settings."""
+    """Routes requests to handlers; holds the model source and the settings.
 
-    def __init__(self, source: ModelSource, settings: Settings) -> None:
+    `load_on_request` makes a request that finds no model try to load it (the Lambda
+    handler's retry); a server that retries in the background passes False so that no
+    request waits on a store. `metrics`, when given, is served at `/metrics` and counts
+    predictions by class.
+    """
+
+    def __init__(
+        self,
+        source: ModelSource,
+        settings: Settings,
+        *,
+        load_on_request: bool = True,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.source = source
         self.settings = settings
+        self.load_on_request = load_on_request
+        self.metrics = metrics
         self._api_key = settings.api_key.encode() if settings.api_key else None
+        # Exact paths -> method -> handler; add a route by adding an entry.
         self.routes: dict[str, dict[str, Handler]] = {
             "/ping": {"GET": Service.ping},
             "/predict": {"POST": Service.predict},
             "/health": {"GET": Service.health},
             "/model": {"GET": Service.model},
         }
+        if metrics is not None:
+            metrics.model = self._model_labels
+            self.routes["/metrics"] = {"GET": Service.metrics_text}
+
+    def route_label(self, path: str) -> str:
+        """The route a path counts under in metrics: itself if it is a route, else 'other'."""
+        return path if path in self.routes else "other"
 
     def handle(self, request: Request) -> Response:
         """Answer one request; a ModelapiError becomes its error response, never a 500."""
         try:
             methods = self.routes.get(request.path)
             if methods is None:
-                raise NotFound(f"no route {request.path[:100]}; see /openapi.json")
+                raise NotFound("there is no such route; see /openapi.json for the routes")
             handler = methods.get(request.method)
             if handler is None:
                 if request.method == "HEAD" and "GET" in methods:
                     response = methods["GET"](self, request)
                     return Response(response.status, b"", response.content_type, response.headers)
                 raise MethodNotAllowed(
-                    f"{request.method[:20]} is not allowed here; use {', '.join(methods)}",
+                    f"this route does not take this method; use {', '.join(methods)}",
                     tuple(methods),
                 )
             if self._api_key is not None and request.path not in _OPEN_PATHS:
@@ -171,30 +206,61 @@ class Service:
 
     def model(self, request: Request) -> Response:
         """The loaded model's manifest: features, metrics, checksums."""
-        predictor = self.source.get()
+        predictor = self.predictor()
         return Response(200, _encode(predictor.manifest), JSON, _version_header(predictor))
+
+    def metrics_text(self, request: Request) -> Response:
+        """Request, latency, prediction and model metrics in the Prometheus text format."""
+        assert self.metrics is not None
+        return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
 
     def predict(self, request: Request) -> Response:
         """Predict one JSON object, a JSON array of objects, or a CSV body."""
-        predictor = self.source.get()
+        max_rows = self.settings.max_batch_rows
         if len(request.body) > self.settings.max_body_bytes:
             raise PayloadTooLarge("body", f"must be at most {self.settings.max_body_bytes} bytes")
         kind = media_type(request.headers)
         if kind in _CSV_TYPES:
-            text = batch.predict_csv(predictor, request.body, self.settings.max_batch_rows)
+            predictor = self.predictor()
+            rows = batch.parse_csv(predictor, request.body, max_rows)
+            predictions = predictor.predict(rows)
+            self._count(predictions)
+            text = batch.write_csv(predictor, predictions)
             return Response(200, text, "text/csv; charset=utf-8", _version_header(predictor))
         if kind not in _JSON_TYPES:
             raise UnsupportedMediaType("content-type", "must be application/json or text/csv")
+        predictor = self.predictor()
         try:
             payload = _decode(request.body)
         except (msgspec.DecodeError, UnicodeDecodeError):
             raise MalformedBody("body", "is not valid JSON") from None
+        if type(payload) is list and len(payload) > max_rows:
+            raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
         rows, is_batch = predictor.features.parse_rows(payload)
-        if len(rows) > self.settings.max_batch_rows:
-            raise PayloadTooLarge("body", f"must hold at most {self.settings.max_batch_rows} rows")
-        answers = batch.answers(predictor, predictor.predict(rows))
+        predictions = predictor.predict(rows)
+        self._count(predictions)
+        answers = batch.answers(predictor, predictions)
         body = _encode(answers if is_batch else answers[0])
         return Response(200, body, JSON, _version_header(predictor))
+
+    def predictor(self) -> Predictor:
+        """The current predictor; raise ModelUnavailable (after one load try if enabled)."""
+        predictor = self.source.predictor
+        if predictor is not None:
+            return predictor
+        if self.load_on_request:
+            return self.source.get()
+        raise ModelUnavailable(self.source.reason)
+
+    def _count(self, predictions: list[Prediction]) -> None:
+        if self.metrics is not None:
+            self.metrics.count_predictions(predictions)
+
+    def _model_labels(self) -> tuple[str, str] | None:
+        predictor = self.source.predictor
+        if predictor is None:
+            return None
+        return predictor.manifest.name, str(predictor.manifest.version)
 
 
 def _version_header(predictor: Predictor) -> dict[str, str]:

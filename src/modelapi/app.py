@@ -1,0 +1,275 @@
+"""The ASGI adapter: uvicorn's scope, receive and send in, the service's Request and Response out.
+
+A raw ASGI callable rather than a framework: routing, validation and answers all live in
+`modelapi.service`, so a framework would add per-request objects and middleware for nothing.
+What is here is only what HTTP transport needs: reading the body within the size limit (a
+declared Content-Length over it is refused before any of the body is read), HEAD, client
+disconnects, the lifespan protocol, request metrics, and the one place where an unexpected
+exception becomes a logged, generic 500.
+
+The model is loaded in `create_app`, never in the lifespan: in-process test transports skip
+the lifespan and some adapters run it per invocation. A daemon thread retries a failed load
+and, for an alias or a plain name in a store, re-checks it every `reload_interval_s` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from time import perf_counter
+from typing import Any
+
+from modelapi.config import Settings
+from modelapi.errors import PayloadTooLarge
+from modelapi.metrics import Metrics
+from modelapi.service import Request, Response, Service, error_response, json_response
+from modelapi.source import ModelSource
+from modelapi.store import ModelStore, open_store
+
+__all__ = ["App", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+# ASGI messages are plain dicts whose value types depend on their "type" key.
+Scope = Mapping[str, Any]
+Message = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_RETRY_FIRST_S = 1.0
+_RETRY_MAX_S = 30.0
+
+
+class App:
+    """An ASGI 3 application answering every request through a Service."""
+
+    def __init__(self, service: Service, metrics: Metrics | None = None) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.source = service.source
+        self.settings = service.settings
+        self._watcher: _Watcher | None = None
+        self._max_body_bytes = service.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one ASGI connection scope: http, lifespan, or a refused websocket."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            # No route speaks websocket: refusing before accept makes the server answer 403.
+            await send({"type": "websocket.close", "code": 1008})
+
+    def watch(self) -> None:
+        """Start retrying a failed load and re-checking the reference in a daemon thread."""
+        if self._watcher is None:
+            self._watcher = _Watcher(self.source, self.settings.reload_interval_s)
+            self._watcher.start()
+
+    def close(self) -> None:
+        """Stop the model watcher thread, if any."""
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        status = 500
+        started = False
+        try:
+            headers = {
+                name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+            }
+            try:
+                body = await self._read_body(headers, receive)
+            except PayloadTooLarge as exc:
+                response = error_response(exc)
+                # The rest of the body is never read, so this connection cannot be reused.
+                response.headers["connection"] = "close"
+            else:
+                if body is None:
+                    return  # the client went away; there is no one to answer
+                response = self.service.handle(Request(method, path, headers, body))
+            status = response.status
+            raw = [(b"content-type", response.content_type.encode("latin-1"))]
+            if method != "HEAD":
+                raw.append((b"content-length", b"%d" % len(response.body)))
+            for name, value in response.headers.items():
+                raw.append((name.encode("latin-1"), value.encode("latin-1")))
+            started = True
+            await send({"type": "http.response.start", "status": status, "headers": raw})
+            await send({"type": "http.response.body", "body": response.body})
+        except Exception:  # the app's edge: anything unexpected is logged in full, once.
+            status = 500
+            logger.error(
+                "unexpected error answering %s %s",
+                method,
+                self.service.route_label(path),
+                exc_info=True,
+            )
+            if not started:
+                await _send_internal_error(send)
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe(
+                    self.service.route_label(path), method, status, perf_counter() - start
+                )
+
+    async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes | None:
+        """The whole body, or None if the client disconnected; raise PayloadTooLarge early."""
+        limit = self._max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > limit:
+                raise _too_large(limit)
+            return body
+        chunks = [body]
+        size = len(body)
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge("body", f"must be at most {limit} bytes")
+
+
+_INTERNAL_ERROR: Response = json_response(
+    500,
+    {
+        "error": "internal_error",
+        "details": [{"field": "request", "reason": "an unexpected error occurred and was logged"}],
+    },
+)
+
+
+async def _send_internal_error(send: Send) -> None:
+    try:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", _INTERNAL_ERROR.content_type.encode()),
+                    (b"content-length", b"%d" % len(_INTERNAL_ERROR.body)),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": _INTERNAL_ERROR.body})
+    except Exception:
+        logger.debug("could not send the 500 answer", exc_info=True)
+
+
+class _Watcher:
+    """Retry a failed load (with back-off) and re-check the reference every interval."""
+
+    def __init__(self, source: ModelSource, interval_s: float) -> None:
+        self.source = source
+        self.interval_s = interval_s
+        self._store: ModelStore | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="modelapi-watcher", daemon=True)
+
+    @property
+    def needed(self) -> bool:
+        """Whether there is anything to do: a model to load, or a reference that can move."""
+        return self.source.predictor is None or self._reloads
+
+    @property
+    def _reloads(self) -> bool:
+        ref = self.source.ref
+        return (
+            self.interval_s > 0
+            and self.source.store_uri is not None
+            and ref.path is None
+            and ref.version is None
+        )
+
+    def start(self) -> None:
+        """Start the thread if there is anything to do."""
+        if self.needed:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to stop at its next wake-up."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        retry_s = _RETRY_FIRST_S
+        while True:
+            if self.source.predictor is None:
+                wait_s, retry_s = retry_s, min(retry_s * 2, _RETRY_MAX_S)
+            elif self._reloads:
+                wait_s, retry_s = self.interval_s, _RETRY_FIRST_S
+            else:
+                return
+            if self._stop.wait(wait_s):
+                return
+            try:
+                self._tick()
+            except Exception:  # a thread's edge: log, keep serving what is loaded, try again.
+                logger.error("model check for %s failed", self.source.ref, exc_info=True)
+
+    def _tick(self) -> None:
+        source = self.source
+        if source.predictor is None:
+            source.load()
+            return
+        ref = source.ref
+        # A plain name the store does not hold is served from the built-in models: nothing
+        # in the store can replace it until the store holds that name.
+        if ref.alias is None:
+            if self._store is None:
+                self._store = open_store(source.store_uri or "./models")
+            if not self._store.versions(ref.name):
+                return
+        source.refresh()
+
+
+def create_app(settings: Settings | None = None, *, source: ModelSource | None = None) -> App:
+    """Build the ASGI app and load its model now; settings default to Settings.from_env().
+
+    A model that cannot be loaded is logged and answered with 503 (and the reason) until a
+    background retry succeeds; the app itself always starts.
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    if source is None:
+        source = ModelSource(
+            settings.model, settings.store, reload_interval_s=settings.reload_interval_s
+        )
+    if source.predictor is None:
+        source.load()
+    metrics = Metrics()
+    app = App(Service(source, settings, load_on_request=False, metrics=metrics), metrics)
+    app.watch()
+    return app
