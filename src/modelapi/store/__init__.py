@@ -5,40 +5,60 @@ References: `name` (newest version), `name:3`, `name@production`, or a bundle fo
 Every store follows the same protocol so that a version is never half-visible: a version is
 claimed first (an atomic create that fails if it exists), its artifacts are written, and its
 manifest is written last. Readers list only versions whose manifest exists. Aliases are
-written after the version they name is complete.
+written after the version they name is complete. docs/STORE.md describes the layout.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from modelapi.bundle import MANIFEST, Bundle, Manifest, read_bundle
-from modelapi.errors import BundleNotFound, ConfigError
+from modelapi.errors import BundleError, BundleNotFound, ConfigError
 
 __all__ = [
     "ModelRef",
     "ModelStore",
+    "check_complete",
     "check_name",
+    "check_version",
+    "is_name",
     "load_bundle",
+    "locate",
     "open_store",
     "parse_ref",
     "resolve_version",
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_VERSION = re.compile(r"[0-9]{1,9}")
+# A reference that starts like a path, or contains a separator of any platform, is a path.
+_PATH_START = (".", "~", "/", "\\")
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
 
 
 def check_name(kind: str, value: str) -> str:
     """Refuse a model or alias name that is not 1-64 letters, digits, `_`, `.` or `-`."""
-    if not _NAME.fullmatch(value) or ".." in value:
+    if not is_name(value):
         raise ConfigError(
-            f"{kind} {value[:80]!r} is not valid: use 1-64 letters, digits, '_', '.' or '-'"
+            f"{kind} {value[:80]!r} is not valid: use 1-64 letters, digits, '_', '.' or '-',"
+            " starting with a letter or digit"
         )
     return value
+
+
+def is_name(text: str) -> bool:
+    """Whether a text is a valid model or alias name (see check_name)."""
+    return bool(_NAME.fullmatch(text)) and ".." not in text
+
+
+def check_version(text: str, where: str) -> int:
+    """Parse a version number (a positive integer); raise ConfigError naming `where`."""
+    if not _VERSION.fullmatch(text) or int(text) < 1:
+        raise ConfigError(f"version in {where[:80]!r} must be a positive integer, as in name:3")
+    return int(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +81,22 @@ class ModelRef:
 
 
 def parse_ref(text: str) -> ModelRef:
-    """Parse `name`, `name:3`, `name@alias` or a folder path (anything with a `/`, or a folder)."""
-    if os.sep in text or "/" in text or (Path(text) / MANIFEST).is_file():
+    """Parse `name`, `name:3`, `name@alias`, or a bundle folder path.
+
+    A path is anything with `/` or `\\`, a drive letter, or a leading `.` or `~`; write
+    `./diabetes` for a folder that is named like a model. The parse never looks at the file
+    system, so the same text means the same thing in every directory.
+    """
+    if not text:
+        raise ConfigError("model reference is empty: use name, name:3, name@alias or a folder")
+    if text.startswith(_PATH_START) or "/" in text or "\\" in text or _DRIVE.match(text):
         return ModelRef(path=text)
     if "@" in text:
         name, alias = text.split("@", 1)
         return ModelRef(check_name("model name", name), alias=check_name("alias", alias))
     if ":" in text:
         name, version = text.split(":", 1)
-        if not version.isdigit() or int(version) < 1:
-            raise ConfigError(f"version in {text[:80]!r} must be a positive integer, as in name:3")
-        return ModelRef(check_name("model name", name), version=int(version))
+        return ModelRef(check_name("model name", name), version=check_version(version, text))
     return ModelRef(check_name("model name", text))
 
 
@@ -92,8 +117,12 @@ class ModelStore(Protocol):
         """Alias -> version for a model."""
         ...
 
+    def resolve_alias(self, name: str, alias: str) -> int | None:
+        """The version an alias points at, or None; reads only that alias."""
+        ...
+
     def set_alias(self, name: str, alias: str, version: int) -> None:
-        """Point an alias at an existing version (create or move it)."""
+        """Point an alias at an existing complete version (create or move it)."""
         ...
 
     def read(self, name: str, version: int, *, serving_only: bool = False) -> Bundle:
@@ -104,9 +133,29 @@ class ModelStore(Protocol):
         """Read only the manifest of a version."""
         ...
 
-    def put(self, bundle: Bundle) -> Manifest:
-        """Store a bundle as the next version of its name; return the manifest as stored."""
+    def put(self, bundle: Bundle, *, version: int | None = None) -> Manifest:
+        """Store a complete bundle as a new version; return the manifest as stored.
+
+        With `version=None` the next free number is claimed; with a number, exactly that
+        version is created (copies keep their numbers), and an existing one is refused.
+        """
         ...
+
+
+def check_complete(bundle: Bundle) -> None:
+    """Refuse to store a bundle whose files are not exactly its manifest's verified artifacts."""
+    from modelapi.bundle import check_artifact_name, verify_artifact
+
+    manifest = bundle.manifest
+    missing = sorted(set(manifest.artifacts) - set(bundle.files))
+    if missing:
+        raise BundleError(
+            f"{manifest.model_id}: artifacts {', '.join(missing)} were not read;"
+            " read the bundle in full (not serving-only) before storing it"
+        )
+    for name, data in bundle.files.items():
+        check_artifact_name(name)
+        verify_artifact(manifest, name, data)
 
 
 def open_store(uri: str) -> ModelStore:
@@ -119,6 +168,8 @@ def open_store(uri: str) -> ModelStore:
         raise ConfigError(
             f"store {uri[:80]!r} is not supported: use a folder path or s3://bucket/prefix"
         )
+    if not uri:
+        raise ConfigError("store is empty: use a folder path or s3://bucket/prefix")
     from modelapi.store.local import LocalStore
 
     return LocalStore(uri.removeprefix("file://"))
@@ -126,12 +177,14 @@ def open_store(uri: str) -> ModelStore:
 
 def resolve_version(store: ModelStore, ref: ModelRef) -> int:
     """The version a reference names in a store; raise BundleNotFound if there is none."""
+    if ref.path is not None:
+        raise ConfigError(f"{ref.path[:80]!r} is a folder path, not a name in a store")
     if ref.version is not None:
         if ref.version not in store.versions(ref.name):
             raise BundleNotFound(f"{ref.name}:{ref.version} is not in {store.uri}")
         return ref.version
     if ref.alias is not None:
-        version = store.aliases(ref.name).get(ref.alias)
+        version = store.resolve_alias(ref.name, ref.alias)
         if version is None:
             raise BundleNotFound(f"{ref.name} has no alias {ref.alias!r} in {store.uri}")
         return version
@@ -141,35 +194,35 @@ def resolve_version(store: ModelStore, ref: ModelRef) -> int:
     return versions[-1]
 
 
-def load_bundle(ref: ModelRef, store: ModelStore | None, *, serving_only: bool = False) -> Bundle:
-    """Read the bundle a reference names: a folder, a store version, or a built-in model.
+def locate(ref: ModelRef, store: ModelStore | None) -> tuple[ModelStore, int]:
+    """The store and version a name reference points at.
 
     A plain name that the store does not hold falls back to the models shipped with modelapi,
-    so `modelapi serve` answers on a fresh install.
+    so `modelapi serve` answers on a fresh install. Store faults are raised, never hidden by
+    the fallback.
     """
-    if ref.path is not None:
-        return read_bundle(ref.path, serving_only=serving_only)
+    from modelapi.store.builtin import BUILTIN_STORE
+
     if store is not None:
         try:
-            version = resolve_version(store, ref)
+            return store, resolve_version(store, ref)
         except BundleNotFound:
-            if not _is_builtin_candidate(ref, store):
+            is_plain = ref.alias is None and ref.version is None
+            if not (is_plain and BUILTIN_STORE.versions(ref.name)):
                 raise
-        else:
-            return store.read(ref.name, version, serving_only=serving_only)
-    from modelapi.store.builtin import BUILTIN_STORE
-
-    return BUILTIN_STORE.read(
-        ref.name, resolve_version(BUILTIN_STORE, ref), serving_only=serving_only
-    )
+    return BUILTIN_STORE, resolve_version(BUILTIN_STORE, ref)
 
 
-def _is_builtin_candidate(ref: ModelRef, store: ModelStore) -> bool:
-    from modelapi.store.builtin import BUILTIN_STORE
-
-    return (
-        ref.alias is None
-        and ref.version is None
-        and not store.versions(ref.name)
-        and bool(BUILTIN_STORE.versions(ref.name))
-    )
+def load_bundle(ref: ModelRef, store: ModelStore | None, *, serving_only: bool = False) -> Bundle:
+    """Read the bundle a reference names: a folder, a store version, or a built-in model."""
+    if ref.path is not None:
+        path = Path(ref.path).expanduser()
+        if path.name == MANIFEST and path.is_file():
+            path = path.parent
+        return read_bundle(path, serving_only=serving_only)
+    if store is not None and ref.version is not None:
+        # An exact version needs no listing: reading it proves it exists (BundleNotFound if
+        # not), which saves a request on a cold start and needs no s3:ListBucket.
+        return store.read(ref.name, ref.version, serving_only=serving_only)
+    found, version = locate(ref, store)
+    return found.read(ref.name, version, serving_only=serving_only)

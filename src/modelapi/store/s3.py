@@ -1,0 +1,340 @@
+"""A store in an S3 bucket (or anything that speaks the S3 API), through boto3.
+
+Same layout and protocol as the local store (docs/STORE.md), under `s3://bucket/prefix`:
+
+    <prefix>/<name>/<version>/.claim          created with If-None-Match: * (claims the number)
+    <prefix>/<name>/<version>/<artifact>      the artifact files
+    <prefix>/<name>/<version>/manifest.json   written last: a version exists once this exists
+    <prefix>/<name>/aliases/<alias>           text holding a version number
+
+A version number is claimed with a conditional PutObject (`If-None-Match: *`) on its claim
+key: S3 lets exactly one writer create a key that way, so two trainings of one name finishing
+at once get two distinct versions. Credentials and the endpoint (`AWS_ENDPOINT_URL_S3`) come
+from boto3's own configuration chain, never from modelapi settings.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from modelapi.bundle import (
+    MANIFEST,
+    Bundle,
+    Manifest,
+    decode_manifest,
+    encode_manifest,
+    read_bundle_from,
+)
+from modelapi.errors import BundleError, BundleNotFound, ConfigError, ModelapiError, StoreError
+from modelapi.predictor import require
+from modelapi.store import check_complete, check_name, is_name
+
+__all__ = ["S3Store"]
+
+_ALIASES = "aliases"
+_CLAIM = ".claim"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_VERSION_KEY = re.compile(r"([0-9]{1,9})/")
+_MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+_MAX_CLAIM_TRIES = 1000
+# S3 answers 409 when two conditional writes of one key overlap; AWS says to retry.
+_CONFLICT_RETRIES = 5
+_DENIED = {
+    "AccessDenied",
+    "403",
+    "Forbidden",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+}
+
+
+class S3Store:
+    """Versions of bundles under `s3://bucket/prefix`."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        connect_timeout_s: float = 2.0,
+        read_timeout_s: float = 5.0,
+        max_attempts: int = 2,
+    ) -> None:
+        self.bucket, self.prefix = _parse_uri(uri)
+        self.uri = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        self._root = f"{self.prefix}/" if self.prefix else ""
+        boto3 = require("boto3", "s3")
+        config = require("botocore.config", "s3")
+        self._errors = require("botocore.exceptions", "s3")
+        # Bounded timeouts and few retries: a dead endpoint must fail in seconds, not minutes,
+        # because a serving process reports it (503) and retries later on its own.
+        settings = config.Config(
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+        )
+        try:
+            # A session per store: boto3's default session is not safe to share across threads.
+            self._client: Any = boto3.session.Session().client("s3", config=settings)
+        except Exception as exc:  # botocore raises ValueError and its own types for bad setup.
+            raise ConfigError(f"S3 client for {self.uri} cannot be created: {exc}") from exc
+        self.endpoint: str = str(self._client.meta.endpoint_url)
+
+    def names(self) -> list[str]:
+        """Model names with at least one complete version."""
+        found = set()
+        for key in self._list(self._root):
+            name, _, rest = key.partition("/")
+            if _version_of_manifest(rest) is not None and is_name(name):
+                found.add(name)
+        return sorted(found)
+
+    def versions(self, name: str) -> list[int]:
+        """Complete versions, ascending."""
+        keys = self._list(self._name_root(name))
+        return sorted(v for v in map(_version_of_manifest, keys) if v is not None)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Alias -> version."""
+        names = [a for a in self._list(self._name_root(name) + f"{_ALIASES}/") if is_name(a)]
+        found = {alias: self.resolve_alias(name, alias) for alias in sorted(names)}
+        return {alias: version for alias, version in found.items() if version is not None}
+
+    def resolve_alias(self, name: str, alias: str) -> int | None:
+        """The version an alias points at, or None; one GetObject."""
+        key = self._name_root(name) + f"{_ALIASES}/{check_name('alias', alias)}"
+        try:
+            text = self._get(key, missing=BundleNotFound(f"{name}@{alias}")).strip()
+        except BundleNotFound:
+            return None
+        return int(text) if text.isdigit() and text.isascii() else None
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point an alias at a complete version."""
+        key = self._name_root(name) + f"{_ALIASES}/{check_name('alias', alias)}"
+        self.read_manifest(name, version)
+        self._put(key, f"{version}\n".encode())
+
+    def read(self, name: str, version: int, *, serving_only: bool = False) -> Bundle:
+        """Read and verify a version: one GetObject for the manifest and one per artifact."""
+        base = self._version_root(name, version)
+        manifest_bytes = self._get_manifest(name, version)
+        manifest = decode_manifest(manifest_bytes, f"{self._url(base)}{MANIFEST}")
+
+        def read(file: str) -> bytes:
+            if file == MANIFEST:
+                return manifest_bytes
+            missing = BundleError(
+                f"{name}:{version}: artifact {file} is missing from {self.uri}; the version"
+                " is damaged, copy it again from its source"
+            )
+            return self._get(base + file, missing=missing, max_bytes=manifest.artifacts[file].size)
+
+        bundle = read_bundle_from(read, serving_only=serving_only, where=self._url(base))
+        self._check_identity(bundle.manifest, name, version)
+        return bundle
+
+    def read_manifest(self, name: str, version: int) -> Manifest:
+        """Read only a version's manifest."""
+        where = f"{self._url(self._version_root(name, version))}{MANIFEST}"
+        manifest = decode_manifest(self._get_manifest(name, version), where)
+        self._check_identity(manifest, name, version)
+        return manifest
+
+    def put(self, bundle: Bundle, *, version: int | None = None) -> Manifest:
+        """Store a complete bundle as the next version of its name, or as exactly `version`."""
+        name = check_name("model name", bundle.manifest.name)
+        check_complete(bundle)
+        claimed = self._claim(name) if version is None else self._claim_exact(name, version)
+        manifest = msgspec.structs.replace(bundle.manifest, version=claimed)
+        base = self._version_root(name, claimed)
+        for file, data in bundle.files.items():
+            self._put(base + file, data)
+        if not self._create(base + MANIFEST, encode_manifest(manifest)):
+            raise StoreError(f"{name}:{claimed} was completed by another writer in {self.uri}")
+        return manifest
+
+    def _claim(self, name: str) -> int:
+        taken = set()
+        for key in self._list(self._name_root(name)):
+            match = _VERSION_KEY.match(key)
+            if match:
+                taken.add(int(match.group(1)))
+        version = max(taken, default=0) + 1
+        for _ in range(_MAX_CLAIM_TRIES):
+            if self._create(self._version_root(name, version) + _CLAIM, _claim_body()):
+                return version
+            version += 1
+        raise StoreError(f"no free version of {name} in {self.uri} after {_MAX_CLAIM_TRIES} tries")
+
+    def _claim_exact(self, name: str, version: int) -> int:
+        if version < 1:
+            raise StoreError(f"version {version} is not a positive integer")
+        base = self._version_root(name, version)
+        if self._create(base + _CLAIM, _claim_body()):
+            return version
+        if version in self.versions(name):
+            raise StoreError(
+                f"{name}:{version} exists in {self.uri}; versions are never overwritten"
+            )
+        raise StoreError(
+            f"{name}:{version} is claimed in {self.uri} by a write that has not finished"
+            f" (or crashed); if no write is running, delete {self._url(base)} and try again"
+        )
+
+    def _check_identity(self, manifest: Manifest, name: str, version: int) -> None:
+        if (manifest.name, manifest.version) != (name, version):
+            raise BundleError(
+                f"{self._url(self._version_root(name, version))}{MANIFEST}: says"
+                f" {manifest.model_id}, but is stored as {name}:{version}"
+            )
+
+    def _get_manifest(self, name: str, version: int) -> bytes:
+        missing = BundleNotFound(f"{name}:{version} is not in {self.uri}")
+        key = self._version_root(name, version) + MANIFEST
+        return self._get(key, missing=missing, max_bytes=_MAX_MANIFEST_BYTES, exact=False)
+
+    def _name_root(self, name: str) -> str:
+        return f"{self._root}{check_name('model name', name)}/"
+
+    def _version_root(self, name: str, version: int) -> str:
+        return f"{self._name_root(name)}{version}/"
+
+    def _url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _list(self, prefix: str) -> list[str]:
+        """Keys under a prefix, relative to it (every page)."""
+        keys: list[str] = []
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                keys.extend(item["Key"][len(prefix) :] for item in page.get("Contents", ()))
+        except Exception as exc:
+            raise self._translate(exc, "list", self._url(prefix), missing=None) from exc
+        return keys
+
+    def _get(
+        self,
+        key: str,
+        *,
+        missing: ModelapiError,
+        max_bytes: int = _MAX_MANIFEST_BYTES,
+        exact: bool = True,
+    ) -> bytes:
+        """An object's bytes; refuse it before downloading when it is larger than expected."""
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            size = int(response["ContentLength"])
+            if size > max_bytes:
+                response["Body"].close()
+                file = key.rsplit("/", 1)[-1]
+                expectation = f"manifest says {max_bytes}" if exact else f"limit {max_bytes}"
+                raise BundleError(f"{file}: size {size} bytes, {expectation}")
+            data: bytes = response["Body"].read()
+        except ModelapiError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, "read", self._url(key), missing=missing) from exc
+        return data
+
+    def _put(self, key: str, data: bytes) -> None:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        except Exception as exc:
+            raise self._translate(exc, "write", self._url(key), missing=None) from exc
+
+    def _create(self, key: str, data: bytes) -> bool:
+        """Create an object only if the key is free; return False when it already exists."""
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+            except Exception as exc:
+                code = _error_code(exc, self._errors.ClientError)
+                if code == "PreconditionFailed":
+                    return False
+                if code == "ConditionalRequestConflict" and attempt < _CONFLICT_RETRIES:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise self._translate(exc, "write", self._url(key), missing=None) from exc
+            return True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _translate(
+        self, exc: Exception, action: str, target: str, *, missing: ModelapiError | None
+    ) -> ModelapiError:
+        """Turn a boto3/botocore failure into a StoreError (or `missing` for a 404)."""
+        errors = self._errors
+        if isinstance(exc, errors.ClientError):
+            code = _error_code(exc, errors.ClientError)
+            if code == "NoSuchBucket":
+                return StoreError(
+                    f"bucket {self.bucket!r} does not exist at {self.endpoint}: create it,"
+                    f" or fix the store URI {self.uri}"
+                )
+            if code in {"NoSuchKey", "404", "NotFound"} and missing is not None:
+                return missing
+            if code in _DENIED:
+                return StoreError(
+                    f"access denied ({code}) to {action} {target}: the credentials need"
+                    f" {_PERMISSION[action]} on {self.uri}/* (without s3:ListBucket, S3 also"
+                    " answers a missing object with access denied)"
+                )
+            message = str(exc.response.get("Error", {}).get("Message", ""))
+            return StoreError(f"S3 refused to {action} {target}: {code} {message}".rstrip())
+        if isinstance(exc, errors.NoCredentialsError):
+            return StoreError(
+                f"no AWS credentials to {action} {target}: configure them as boto3 reads them"
+                " (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an IAM role)"
+            )
+        if isinstance(exc, errors.ConnectionError | errors.HTTPClientError):
+            return StoreError(
+                f"cannot reach the S3 endpoint {self.endpoint} to {action} {target}"
+                f" ({type(exc).__name__}); check the network and AWS_ENDPOINT_URL_S3"
+            )
+        if isinstance(exc, errors.BotoCoreError):
+            return StoreError(f"S3 failed to {action} {target}: {exc}")
+        raise exc
+
+
+_PERMISSION = {"read": "s3:GetObject", "write": "s3:PutObject", "list": "s3:ListBucket"}
+
+
+def _parse_uri(uri: str) -> tuple[str, str]:
+    bucket, _, path = uri.removeprefix("s3://").partition("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ConfigError(
+            f"store {uri[:80]!r} does not name a valid S3 bucket: use s3://bucket/prefix"
+        )
+    prefix = "/".join(part for part in path.split("/") if part)
+    if any(part in {".", ".."} for part in prefix.split("/")):
+        raise ConfigError(f"store {uri[:80]!r}: the prefix may not contain '.' or '..' parts")
+    return bucket, prefix
+
+
+def _error_code(exc: Exception, client_error: type[Exception]) -> str:
+    if not isinstance(exc, client_error):
+        return ""
+    response: dict[str, Any] = getattr(exc, "response", {})
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _version_of_manifest(key: str) -> int | None:
+    number, _, rest = key.partition("/")
+    if rest == MANIFEST and number.isdigit() and number.isascii() and len(number) <= 9:
+        return int(number)
+    return None
+
+
+def _claim_body() -> bytes:
+    claimed_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return msgspec.json.encode({"claimed_at": claimed_at})
