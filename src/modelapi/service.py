@@ -36,6 +36,7 @@ from modelapi.schema import error_body
 from modelapi.source import ModelSource
 
 __all__ = [
+    "OPEN_PATHS",
     "STATUS_BY_ERROR",
     "Handler",
     "Request",
@@ -64,7 +65,8 @@ STATUS_BY_ERROR: tuple[tuple[type[ModelapiError], int], ...] = (
 # original service's clients rely on that, so it is read as JSON too.
 _JSON_TYPES = frozenset({"", JSON, "application/x-www-form-urlencoded", "text/plain"})
 _CSV_TYPES = frozenset({"text/csv", "application/csv"})
-_OPEN_PATHS = frozenset({"/ping", "/health"})
+# The routes that answer without the API key.
+OPEN_PATHS = frozenset({"/ping", "/health"})
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -155,6 +157,13 @@ class Service:
         if metrics is not None:
             metrics.model = self._model_labels
             self.routes["/metrics"] = {"GET": Service.metrics_text}
+        # Imported here because these modules build on this one.
+        from modelapi import docs, inference_v2, openapi, page
+
+        for module in (openapi, docs, page, inference_v2):
+            self.routes.update(module.ROUTES)
+        self._templates: list[tuple[str, list[str], dict[str, Handler]]] = []
+        self._n_routes = -1
 
     def route_label(self, path: str) -> str:
         """The route a path counts under in metrics: itself if it is a route, else 'other'."""
@@ -163,7 +172,7 @@ class Service:
     def handle(self, request: Request) -> Response:
         """Answer one request; a ModelapiError becomes its error response, never a 500."""
         try:
-            methods = self.routes.get(request.path)
+            methods = self.routes.get(request.path) or self._match_template(request.path)
             if methods is None:
                 raise NotFound("there is no such route; see /openapi.json for the routes")
             handler = methods.get(request.method)
@@ -175,11 +184,36 @@ class Service:
                     f"this route does not take this method; use {', '.join(methods)}",
                     tuple(methods),
                 )
-            if self._api_key is not None and request.path not in _OPEN_PATHS:
+            if self._api_key is not None and request.path not in OPEN_PATHS:
                 self._authorize(request.headers)
             return handler(self, request)
         except ModelapiError as exc:
             return error_response(exc)
+
+    def _match_template(self, path: str) -> dict[str, Handler] | None:
+        """The handlers of a route with `{parameter}` segments that `path` fills, if any.
+
+        Only asked when the exact lookup misses, so exact routes such as /predict pay nothing.
+        """
+        if self._n_routes != len(self.routes):
+            self._templates = [
+                (route[: route.index("{")], route.split("/"), methods)
+                for route, methods in self.routes.items()
+                if "{" in route
+            ]
+            self._n_routes = len(self.routes)
+        parts = path.split("/")
+        for prefix, template, methods in self._templates:
+            if (
+                path.startswith(prefix)
+                and len(parts) == len(template)
+                and all(
+                    part == want or (want[:1] == "{" and part)
+                    for part, want in zip(parts, template, strict=True)
+                )
+            ):
+                return methods
+        return None
 
     def _authorize(self, headers: Mapping[str, str]) -> None:
         assert self._api_key is not None
