@@ -1,0 +1,185 @@
+"""The Lambda handler reads its model from S3 once per execution environment, and survives S3."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from modelapi.aws_lambda import LambdaHandler
+from modelapi.bundle import Bundle
+from modelapi.config import Settings
+from modelapi.store import open_store
+from tests.aws_lambda.events import load_event
+
+PREDICT_EVENT = "http_v2_default_predict.json"
+
+
+@pytest.fixture
+def s3_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Count every S3 API call any boto3 client makes, by operation name."""
+    from botocore.client import BaseClient
+
+    calls: Counter[str] = Counter()
+    original = BaseClient._make_api_call
+
+    def counting(self: BaseClient, operation: str, params: dict[str, object]) -> object:
+        calls[operation] += 1
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    return calls
+
+
+def push(bundle: Bundle, store_uri: str, alias: str = "production") -> int:
+    store = open_store(store_uri)
+    version = store.put(bundle).version
+    store.set_alias(bundle.manifest.name, alias, version)
+    return version
+
+
+def make_handler(store_uri: str, **settings: object) -> LambdaHandler:
+    base = Settings(model="diabetes@production", store=store_uri)
+    return LambdaHandler(base.replace(**settings), embedded_model=Path("/nonexistent/bundle"))
+
+
+def invoke(handler: LambdaHandler, file: str = PREDICT_EVENT) -> dict[str, object]:
+    answer = handler.handle(load_event(file))
+    assert isinstance(answer, dict)
+    return answer
+
+
+def reason(answer: dict[str, object]) -> str:
+    body = json.loads(str(answer["body"]))
+    assert body["error"] == "model_unavailable"
+    return str(body["details"][0]["reason"])
+
+
+def test_two_invocations_read_the_model_once(
+    s3_store_uri: str, builtin_bundle: Bundle, s3_calls: Counter[str]
+) -> None:
+    push(builtin_bundle, s3_store_uri)
+    handler = make_handler(s3_store_uri)
+    first = invoke(handler)
+    assert first["statusCode"] == 200
+    assert first["headers"]["x-model-version"] == "diabetes:1"  # type: ignore[index]
+    after_first = s3_calls.copy()
+    assert after_first["GetObject"] >= 2  # the alias, the manifest, the artifact
+    second = invoke(handler)
+    assert second["statusCode"] == 200
+    assert second["body"] == first["body"]
+    assert s3_calls == after_first
+
+
+def test_missing_bucket_is_503_then_recovers(
+    aws_env: str, builtin_bundle: Bundle, s3_calls: Counter[str]
+) -> None:
+    import boto3
+
+    bucket = f"modelapi-late-{time.monotonic_ns() % 10**9}"
+    handler = make_handler(f"s3://{bucket}/models")
+    answer = invoke(handler)
+    assert answer["statusCode"] == 503
+    assert bucket in reason(answer)
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    push(builtin_bundle, f"s3://{bucket}/models")
+    assert invoke(handler)["statusCode"] == 200
+
+
+def test_missing_model_is_503_then_recovers(s3_store_uri: str, builtin_bundle: Bundle) -> None:
+    handler = make_handler(s3_store_uri)
+    health = invoke(handler, "rest_v1_health.json")
+    answer = invoke(handler)
+    assert health["statusCode"] == 503
+    assert answer["statusCode"] == 503
+    assert "production" in reason(answer)
+    push(builtin_bundle, s3_store_uri)
+    assert invoke(handler)["statusCode"] == 200
+    assert invoke(handler, "rest_v1_health.json")["statusCode"] == 200
+
+
+def test_access_denied_is_503_then_recovers(
+    s3_store_uri: str, builtin_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    push(builtin_bundle, s3_store_uri)
+    original = BaseClient._make_api_call
+    denied = {"on": True}
+
+    def deny(self: BaseClient, operation: str, params: dict[str, object]) -> object:
+        if denied["on"]:
+            error = {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}
+            raise ClientError(error, operation)
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", deny)
+    handler = make_handler(s3_store_uri)
+    answer = invoke(handler)
+    assert answer["statusCode"] == 503
+    assert "access denied" in reason(answer)
+    denied["on"] = False
+    assert invoke(handler)["statusCode"] == 200
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (yet)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_endpoint_down_is_503_then_recovers(
+    s3_store_uri: str,
+    builtin_bundle: Bundle,
+    free_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.server import ThreadedMotoServer
+
+    push(builtin_bundle, s3_store_uri)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port}")
+    handler = make_handler(s3_store_uri)
+    started = time.monotonic()
+    answer = invoke(handler)
+    assert answer["statusCode"] == 503
+    assert "cannot reach" in reason(answer)
+    assert time.monotonic() - started < 60  # bounded retries, not the default minutes
+    # The endpoint comes back (moto servers in one process share their buckets).
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port, verbose=False)
+    server.start()
+    try:
+        assert invoke(handler)["statusCode"] == 200
+    finally:
+        server.stop()
+
+
+def test_ping_needs_no_model(s3_store_uri: str) -> None:
+    handler = make_handler(s3_store_uri)
+    assert invoke(handler, "rest_v1_ping.json")["statusCode"] == 200
+
+
+def test_alias_move_is_served_after_the_reload_interval(
+    s3_store_uri: str, builtin_bundle: Bundle
+) -> None:
+    push(builtin_bundle, s3_store_uri)
+    handler = make_handler(s3_store_uri, reload_interval_s=0.05)
+    assert invoke(handler)["headers"]["x-model-version"] == "diabetes:1"  # type: ignore[index]
+    push(builtin_bundle, s3_store_uri)  # version 2 becomes production
+    deadline = time.monotonic() + 10
+    while served(handler) != "diabetes:2" and time.monotonic() < deadline:
+        time.sleep(0.06)
+    assert served(handler) == "diabetes:2"
+
+
+def served(handler: LambdaHandler) -> object:
+    headers = invoke(handler)["headers"]
+    assert isinstance(headers, dict)
+    return headers["x-model-version"]
