@@ -16,6 +16,7 @@ from boto3's own configuration chain, never from modelapi settings.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -81,8 +82,7 @@ class S3Store:
             retries={"max_attempts": max_attempts, "mode": "standard"},
         )
         try:
-            # A session per store: boto3's default session is not safe to share across threads.
-            self._client: Any = boto3.session.Session().client("s3", config=settings)
+            self._client: Any = _new_client(boto3, settings)
         except Exception as exc:  # botocore raises ValueError and its own types for bad setup.
             raise ConfigError(f"S3 client for {self.uri} cannot be created: {exc}") from exc
         self.endpoint: str = str(self._client.meta.endpoint_url)
@@ -304,6 +304,20 @@ class S3Store:
         if isinstance(exc, errors.BotoCoreError):
             return StoreError(f"S3 failed to {action} {target}: {exc}")
         raise exc
+
+
+_session_lock = threading.Lock()
+_sessions: list[Any] = []
+
+
+def _new_client(boto3: Any, settings: Any) -> Any:
+    # One boto3 session for every store, created on first use: clients made from one session
+    # share its parsed service model (10 ms instead of 150 ms each), and sessions are not
+    # thread-safe, so clients are made under a lock. The clients themselves are thread-safe.
+    with _session_lock:
+        if not _sessions:
+            _sessions.append(boto3.session.Session())
+        return _sessions[0].client("s3", config=settings)
 
 
 _PERMISSION = {"read": "s3:GetObject", "write": "s3:PutObject", "list": "s3:ListBucket"}
