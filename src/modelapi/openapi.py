@@ -6,7 +6,8 @@ as strict as the validation core and no stricter, so a schema-driven fuzzer that
 only sends what the service accepts. Training ranges are hints in the descriptions, never
 constraints: a value outside them is still predicted.
 
-The document is rendered once per loaded model (keyed on its `name:version`) and cached.
+The document is rendered once per loaded model (keyed on `name:version` and the served
+artifact's checksum) and cached.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "build_document",
     "example_row",
     "feature_schema",
+    "model_key",
     "openapi_json",
     "range_hint",
     "request_schema",
@@ -106,6 +108,16 @@ class RenderCache:
 
 
 _documents = RenderCache()
+
+
+def model_key(predictor: Predictor) -> tuple[str, str]:
+    """What a rendered body depends on: `name:version`, and the served artifact's sha256.
+
+    The checksum tells apart two bundles that share a name and version (two folders, two
+    stores), which `name:version` alone cannot.
+    """
+    manifest = predictor.manifest
+    return predictor.model_id, manifest.artifacts[manifest.serving].sha256
 
 
 def example_row(features: Sequence[Feature]) -> dict[str, object]:
@@ -487,7 +499,7 @@ def openapi_json(service: Service, request: Request) -> Response:
     predictor = service.predictor()
     settings = service.settings
     key = (
-        predictor.model_id,
+        model_key(predictor),
         tuple((path, tuple(methods)) for path, methods in service.routes.items()),
         settings.api_key is not None,
         settings.max_batch_rows,

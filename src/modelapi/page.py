@@ -16,7 +16,7 @@ from html import escape
 import msgspec
 
 from modelapi.bundle import Manifest
-from modelapi.openapi import RenderCache, example_row, range_hint
+from modelapi.openapi import RenderCache, example_row, model_key, range_hint
 from modelapi.schema import Feature
 from modelapi.service import Request, Response, Service
 
@@ -273,7 +273,7 @@ Fill in every field and press Predict.</p>
 def home_page(service: Service, request: Request) -> Response:
     """A form to try the model in a browser."""
     predictor = service.predictor()
-    body = _pages.get(predictor.model_id, lambda: render_page(predictor.manifest))
+    body = _pages.get(model_key(predictor), lambda: render_page(predictor.manifest))
     return Response(200, body, "text/html; charset=utf-8", {"content-security-policy": _POLICY})
 
 
