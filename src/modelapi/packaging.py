@@ -54,6 +54,18 @@ Arch = Literal["x86_64", "arm64"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 _ENTRY_MODULES = ("modelapi.aws_lambda", "modelapi.store.local", "modelapi.store.s3")
+# Reached only through lazy imports that serving never runs (`modelapi.train()` and the CLI):
+# the training stack is never packaged.
+_NEVER_PACKAGED = (
+    "modelapi.cli",
+    "modelapi.data",
+    "modelapi.importing",
+    "modelapi.packaging",
+    "modelapi.report",
+    "modelapi.training",
+    "modelapi.formats.export",
+    "modelapi.formats.skops",
+)
 # Modules the predictor imports by name for one serving format, and the wheels they need.
 _FORMAT_MODULES = {"model.onnx": ("modelapi.formats.onnx",)}
 _FORMAT_REQUIREMENTS = {
@@ -100,7 +112,7 @@ def runtime_modules(serving: str = "linear.json") -> list[str]:
     while wanted:
         name = wanted.pop()
         path = _module_file(name)
-        if name in seen or path is None:
+        if name in seen or path is None or _is_never_packaged(name):
             continue
         seen.add(name)
         parent = name.rpartition(".")[0]
@@ -167,6 +179,10 @@ def build_lambda_zip(
         zip_path.unlink()
         raise PackagingError(_too_big("zipped", zipped, MAX_ZIPPED_BYTES, entries))
     return LambdaPackage(zip_path, zipped, unzipped, len(entries), tuple(requirements), embed)
+
+
+def _is_never_packaged(name: str) -> bool:
+    return any(name == never or name.startswith(never + ".") for never in _NEVER_PACKAGED)
 
 
 def _module_file(name: str) -> Path | None:

@@ -1,0 +1,68 @@
+"""Session fixtures for the Lambda package tests: wheels are fetched once and cached."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelapi.bundle import Bundle
+from modelapi.packaging import LambdaPackage, build_lambda_zip
+
+LAMBDA_PYTHON = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
+
+
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Runtime wheels fetched for the Lambda target, kept for the session."""
+    return tmp_path_factory.mktemp("lambda-wheels")
+
+
+@pytest.fixture(scope="session")
+def embedded_zip(
+    builtin_bundle: Bundle, wheel_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> LambdaPackage:
+    """lambda.zip for the shipped model, embedded."""
+    out = tmp_path_factory.mktemp("dist-embedded")
+    return build_lambda_zip(builtin_bundle, out, embed=True, cache_dir=wheel_cache)
+
+
+@pytest.fixture(scope="session")
+def s3_zip(
+    builtin_bundle: Bundle, wheel_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> LambdaPackage:
+    """lambda.zip for the shipped model's format, reading the model from S3."""
+    out = tmp_path_factory.mktemp("dist-s3")
+    return build_lambda_zip(builtin_bundle, out, embed=False, cache_dir=wheel_cache)
+
+
+@pytest.fixture(scope="session")
+def boto3_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding boto3 and its dependencies for CPython 3.12, as Lambda's runtime does."""
+    folder = tmp_path_factory.mktemp("lambda-runtime-boto3")
+    uv = shutil.which("uv")
+    command = [uv] if uv else [sys.executable, "-m", "uv"]
+    subprocess.run(
+        [
+            *command,
+            "pip",
+            "install",
+            "--quiet",
+            "--only-binary",
+            ":all:",
+            "--python-platform",
+            "x86_64-manylinux2014",
+            "--python-version",
+            "3.12",
+            "--target",
+            str(folder),
+            "boto3",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    return folder

@@ -1,0 +1,135 @@
+"""`modelapi package lambda`: a small, deterministic zip of the slim runtime for the target."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from modelapi import packaging
+from modelapi.bundle import Bundle
+from modelapi.cli import main
+from modelapi.errors import MissingExtra, PackagingError
+from modelapi.packaging import (
+    MAX_ZIPPED_BYTES,
+    LambdaPackage,
+    LambdaTarget,
+    build_lambda_zip,
+    runtime_modules,
+)
+
+FORBIDDEN_TOP_LEVEL = {"numpy", "sklearn", "scipy", "pandas", "click", "boto3", "botocore"}
+FORBIDDEN_MODELAPI = ("modelapi/cli/", "modelapi/training", "modelapi/data", "modelapi/report")
+
+
+def names(package: LambdaPackage) -> list[str]:
+    with zipfile.ZipFile(package.zip_path) as archive:
+        return archive.namelist()
+
+
+def test_zip_holds_the_slim_runtime_only(embedded_zip: LambdaPackage) -> None:
+    entries = names(embedded_zip)
+    tops = {name.split("/", 1)[0] for name in entries}
+    assert not tops & FORBIDDEN_TOP_LEVEL
+    assert not [n for n in entries if n.startswith(FORBIDDEN_MODELAPI)]
+    assert "modelapi/aws_lambda.py" in entries
+    assert "modelapi/store/s3.py" in entries
+    assert "modelapi-model/manifest.json" in entries
+    assert "modelapi-model/linear.json" in entries
+    assert not [n for n in entries if "__pycache__" in n or n.endswith(".pyc")]
+    shared = [n for n in entries if n.endswith(".so")]
+    assert shared
+    assert all("cpython-312-x86_64-linux-gnu" in n for n in shared)
+    assert embedded_zip.zipped_bytes < 1024 * 1024
+    assert embedded_zip.requirements == tuple(
+        r for r in embedded_zip.requirements if "msgspec" in r
+    )
+
+
+def test_s3_zip_has_no_model(s3_zip: LambdaPackage) -> None:
+    assert not [n for n in names(s3_zip) if n.startswith("modelapi-model/")]
+
+
+def test_zip_is_deterministic(
+    embedded_zip: LambdaPackage, builtin_bundle: Bundle, wheel_cache: Path, tmp_path: Path
+) -> None:
+    again = build_lambda_zip(builtin_bundle, tmp_path, embed=True, cache_dir=wheel_cache)
+    assert again.zip_path.read_bytes() == embedded_zip.zip_path.read_bytes()
+    with zipfile.ZipFile(again.zip_path) as archive:
+        infos = archive.infolist()
+    assert [i.filename for i in infos] == sorted(i.filename for i in infos)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_arm64_gets_aarch64_wheels(
+    builtin_bundle: Bundle, wheel_cache: Path, tmp_path: Path
+) -> None:
+    target = LambdaTarget("3.12", "arm64")
+    built = build_lambda_zip(builtin_bundle, tmp_path, target=target, cache_dir=wheel_cache)
+    shared = [n for n in names(built) if n.endswith(".so")]
+    assert shared
+    assert all("cpython-312-aarch64-linux-gnu" in n for n in shared)
+
+
+def test_runtime_modules_follow_imports_and_skip_the_cli() -> None:
+    modules = runtime_modules("linear.json")
+    assert {"modelapi.aws_lambda", "modelapi.service", "modelapi.store.s3"} <= set(modules)
+    assert not [m for m in modules if m.startswith(("modelapi.cli", "modelapi.packaging"))]
+
+
+def test_too_big_is_refused_naming_what(
+    builtin_bundle: Bundle, wheel_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert MAX_ZIPPED_BYTES == 50 * 1024 * 1024
+    monkeypatch.setattr(packaging, "MAX_ZIPPED_BYTES", 10_000)
+    with pytest.raises(PackagingError, match=r"zipped, over Lambda's .* limit .*msgspec"):
+        build_lambda_zip(builtin_bundle, tmp_path, cache_dir=wheel_cache)
+    assert not (tmp_path / "lambda.zip").exists()
+    monkeypatch.setattr(packaging, "MAX_UNZIPPED_BYTES", 10_000)
+    with pytest.raises(PackagingError, match="unzipped"):
+        build_lambda_zip(builtin_bundle, tmp_path, cache_dir=wheel_cache)
+
+
+def test_no_installer_names_the_fix(
+    builtin_bundle: Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packaging.shutil, "which", lambda name: None)
+    monkeypatch.setattr(packaging.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingExtra, match="pip install uv"):
+        build_lambda_zip(builtin_bundle, tmp_path)
+
+
+def test_unknown_wheel_is_a_packaging_error(
+    builtin_bundle: Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        packaging, "requirements_for", lambda serving: ["msgspec==0.0.0.does-not-exist"]
+    )
+    with pytest.raises(PackagingError, match="could not fetch wheels"):
+        build_lambda_zip(builtin_bundle, tmp_path)
+
+
+def test_cli_builds_zip_and_templates(
+    tmp_path: Path, wheel_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "dist"
+    code = main(
+        [
+            "package",
+            "lambda",
+            "diabetes",
+            "-o",
+            str(out),
+            "--store",
+            str(tmp_path / "empty-store"),
+            "--cache-dir",
+            str(wheel_cache),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert {p.name for p in out.iterdir()} == {"lambda.zip", "template.yaml", "serverless.yml"}
+    assert "embedding diabetes:1" in printed
+    size_kb = (out / "lambda.zip").stat().st_size / 1024
+    assert f"{size_kb:.0f} KB zipped" in printed
