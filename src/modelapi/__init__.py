@@ -6,11 +6,73 @@ imported only when `train` or `save` is called.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from os import PathLike
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelapi.training import TrainResult
 
 try:
     __version__ = version("modelapi")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "save", "train"]
+
+
+def train(
+    data: str | PathLike[str] | pd.DataFrame,
+    *,
+    target: str | None = None,
+    model: str | None = None,
+    task: Literal["classification", "regression"] | None = None,
+    test_size: float = 0.3,
+    random_state: int = 1,
+    name: str | None = None,
+    drop_missing: bool = False,
+    params: Mapping[str, object] | None = None,
+    store: str | None = "./models",
+) -> TrainResult:
+    """Train on a DataFrame or a CSV path/URL as `modelapi train` does; store it unless store=None.
+
+    Raises DataError for unusable data and TrainingError when an export disagrees with
+    scikit-learn. `params` are passed to the estimator (e.g. {"n_estimators": 50}).
+    """
+    from modelapi.data import load_dataset
+    from modelapi.training import train as train_dataset
+
+    dataset = load_dataset(data, target=target, task=task, drop_missing=drop_missing)
+    result = train_dataset(
+        dataset,
+        model=model,
+        test_size=test_size,
+        random_state=random_state,
+        name=name,
+        params=params,
+    )
+    return result if store is None else result.store(store)
+
+
+def save(
+    estimator: object,
+    X_sample: pd.DataFrame,
+    *,
+    name: str,
+    store: str | None = "./models",
+    y_sample: pd.Series | Sequence[object] | None = None,
+    target: str | None = None,
+) -> TrainResult:
+    """Store a fitted scikit-learn estimator as a new version of `name`, in the safe formats.
+
+    The feature table (names, types, ranges, categories) comes from `X_sample`; every exported
+    format is checked against the estimator on those rows. With `y_sample` the bundle gets
+    metrics on them. `store=None` returns the bundle without storing it.
+    """
+    from modelapi.importing import save_estimator
+
+    result = save_estimator(estimator, X_sample, name=name, y_sample=y_sample, target=target)
+    return result if store is None else result.store(store)

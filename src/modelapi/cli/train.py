@@ -1,9 +1,168 @@
-"""`modelapi train` commands."""
+"""`modelapi train` and `modelapi import`: make a bundle and store it as a new version.
+
+Results (the data summary, metrics, the stored `name:version`) go to stdout; progress and
+warnings go to stderr. Training code is imported inside the commands so that `modelapi
+serve` never loads it.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-__all__ = ["commands"]
+__all__ = ["commands", "import_command", "train_command"]
 
-commands: list[click.Command] = []
+_MODELS = (
+    "logistic_regression",
+    "random_forest",
+    "gradient_boosting",
+    "linear_regression",
+    "ridge",
+)
+
+_store_option = click.option(
+    "--store",
+    default="./models",
+    show_default=True,
+    envvar="MODELAPI_STORE",
+    help="Store URI: a folder, file://PATH or s3://bucket/prefix (env MODELAPI_STORE).",
+)
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _print_result(result: object, store: str) -> None:
+    from modelapi.training import TrainResult
+
+    assert isinstance(result, TrainResult)
+    metrics = result.metrics
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "r2"):
+        value = metrics.get(key)
+        if value is not None:
+            # repr keeps every digit: 0.7835497835497836, as the notebook prints it.
+            click.echo(f"{key}: {value!r}")
+    matrix = metrics.get("confusion_matrix")
+    labels = metrics.get("labels")
+    if isinstance(matrix, list) and isinstance(labels, list):
+        click.echo("confusion matrix (rows: true, columns: predicted):")
+        width = max(len(str(v)) for v in [*labels, *(n for row in matrix for n in row)])
+        click.echo(" " * (width + 2) + " ".join(f"{k!s:>{width}}" for k in labels))
+        for label, row in zip(labels, matrix, strict=True):
+            click.echo(f"{label!s:>{width}}  " + " ".join(f"{n:>{width}}" for n in row))
+    check = metrics.get("format_check")
+    if isinstance(check, dict):
+        click.echo(
+            f"serving: {check.get('artifact')} (matches scikit-learn on {check.get('rows')} rows,"
+            f" largest difference {check.get('max_difference'):.3g})"
+        )
+    click.echo(f"stored: {result.model_id} in {store}")
+
+
+@click.command("train")
+@click.argument("data")
+@click.option("--target", help="Target column (CSV name or JSON key). Default: the last column.")
+@click.option(
+    "--model",
+    type=click.Choice(_MODELS),
+    help="Estimator. Default: logistic_regression (classification),"
+    " linear_regression (regression).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "classification", "regression"]),
+    default="auto",
+    show_default=True,
+    help="auto: text or few whole-number values is classification, otherwise regression.",
+)
+@click.option("--test-size", type=float, default=0.3, show_default=True)
+@click.option("--random-state", type=int, default=1, show_default=True)
+@click.option("--name", help="Model name in the store. Default: the data file name.")
+@click.option("--drop-missing", is_flag=True, help="Drop rows with missing values.")
+@_store_option
+def train_command(
+    data: str,
+    target: str | None,
+    model: str | None,
+    task: str,
+    test_size: float,
+    random_state: int,
+    name: str | None,
+    drop_missing: bool,
+    store: str,
+) -> None:
+    """Train a model on DATA (a CSV path or http(s) URL) and store it as a new version."""
+    from modelapi.data import load_dataset
+    from modelapi.training import train
+
+    dataset = load_dataset(
+        data,
+        target=target,
+        task=None if task == "auto" else task,  # type: ignore[arg-type]
+        drop_missing=drop_missing,
+    )
+    click.echo(dataset.summary.format())
+    result = train(
+        dataset,
+        model=model,
+        test_size=test_size,
+        random_state=random_state,
+        name=name,
+        progress=_progress,
+    )
+    stored = result.store(store)
+    _print_result(stored, store)
+
+
+@click.command("import")
+@click.argument("pickle_file", metavar="PKL", type=click.Path(path_type=Path))
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Allow unpickling PKL. Unpickling runs any code the file contains.",
+)
+@click.option("--data", help="The training data (CSV path or URL): feature table and metrics.")
+@click.option("--target", help="Target column in --data (default: the last column).")
+@click.option("--name", help="Model name in the store. Default: the file name.")
+@click.option("--test-size", type=float, default=0.3, show_default=True)
+@click.option("--random-state", type=int, default=1, show_default=True)
+@click.option("--drop-missing", is_flag=True, help="Drop rows of --data with missing values.")
+@_store_option
+def import_command(
+    pickle_file: Path,
+    trust_pickle: bool,
+    data: str | None,
+    target: str | None,
+    name: str | None,
+    test_size: float,
+    random_state: int,
+    drop_missing: bool,
+    store: str,
+) -> None:
+    """Convert a pickled scikit-learn model (PKL) into a safe bundle and store it.
+
+    Without --data, the estimator must have been fitted on a DataFrame (feature_names_in_).
+    """
+    from modelapi.importing import PICKLE_WARNING, import_pickle
+
+    if trust_pickle:
+        click.echo(f"warning: {PICKLE_WARNING}", err=True)
+    result = import_pickle(
+        pickle_file,
+        trust_pickle=trust_pickle,
+        data=data,
+        target=target,
+        name=name,
+        test_size=test_size,
+        random_state=random_state,
+        drop_missing=drop_missing,
+        progress=_progress,
+    )
+    if result.summary is not None:
+        click.echo(result.summary.format())
+    _print_result(result.store(store), store)
+
+
+commands: list[click.Command] = [train_command, import_command]

@@ -1,0 +1,132 @@
+"""`model.onnx`: estimators other than linear ones, served with onnxruntime (extra [onnx]).
+
+Input layout, decided at export time and read back from the graph itself:
+- one input per feature, named by the CSV column, shape [N, 1]: a float tensor for numeric
+  features and a string tensor for categories. This is what a pipeline that selects columns
+  by name (modelapi's own training) converts to, and it keeps the raw category strings;
+- or a single float tensor [N, n_features] for an estimator fitted on a plain numeric array
+  (an imported pickle).
+
+Outputs: `label` and `probabilities` (class order = manifest classes, no ZipMap) for a
+classifier, `variable` for a regressor. Training checks these against scikit-learn (same
+labels, probabilities within 1e-5) before the bundle is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from modelapi.bundle import Manifest
+from modelapi.errors import BundleError
+from modelapi.formats import Prediction
+from modelapi.predictor import require
+from modelapi.schema import Feature, Row
+
+__all__ = ["FILE_NAME", "OnnxModel"]
+
+FILE_NAME = "model.onnx"
+_NUMPY_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(string)": "object",
+    "tensor(int64)": "int64",
+}
+
+
+class OnnxModel:
+    """Predict with an ONNX graph through onnxruntime; classes come from the manifest."""
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        features: Sequence[Feature],
+        task: Literal["classification", "regression"],
+        classes: Sequence[object] | None,
+    ) -> None:
+        ort = require("onnxruntime", "onnx")
+        self._np = require("numpy", "onnx")
+        options = ort.SessionOptions()
+        # Serving handles concurrency itself; one thread per session keeps latency predictable.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(
+                data, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
+            raise BundleError(
+                f"{FILE_NAME}: not a loadable ONNX model ({type(exc).__name__})"
+            ) from None
+        self._features = tuple(features)
+        self._task = task
+        self._classes = tuple(classes or ())
+        inputs = self._session.get_inputs()
+        columns = [f.column for f in self._features]
+        names = [i.name for i in inputs]
+        self._per_feature = sorted(names) == sorted(columns)
+        self._types: dict[str, str] = {}
+        for item in inputs:
+            kind = _NUMPY_TYPES.get(item.type)
+            if kind is None:
+                raise BundleError(
+                    f"{FILE_NAME}: input {item.name!r} has unsupported type {item.type}"
+                )
+            self._types[item.name] = kind
+        if not self._per_feature:
+            if len(inputs) != 1 or any(f.type == "category" for f in self._features):
+                raise BundleError(
+                    f"{FILE_NAME}: inputs {names[:20]} match neither the feature columns"
+                    " nor a single numeric tensor"
+                )
+            self._single_input = names[0]
+        outputs = [o.name for o in self._session.get_outputs()]
+        if task == "classification":
+            if len(outputs) < 2 or len(self._classes) < 2:
+                raise BundleError(f"{FILE_NAME}: a classifier needs label and probability outputs")
+            self._by_label = {_key(c): c for c in self._classes}
+        self._outputs = outputs
+
+    @classmethod
+    def from_bytes(cls, data: bytes, manifest: Manifest) -> OnnxModel:
+        """Load `model.onnx` bytes for a manifest; raise BundleError if they do not fit."""
+        return cls(data, features=manifest.features, task=manifest.task, classes=manifest.classes)
+
+    def predict(self, rows: Sequence[Row]) -> list[Prediction]:
+        """Predict rows validated by the feature table: (label, probabilities) or (value, None)."""
+        if not rows:
+            return []
+        np = self._np
+        feeds: dict[str, object] = {}
+        if self._per_feature:
+            for feature, values in zip(self._features, zip(*rows, strict=True), strict=True):
+                kind = self._types[feature.column]
+                feeds[feature.column] = np.asarray(values, dtype=kind).reshape(-1, 1)
+        else:
+            feeds[self._single_input] = np.asarray(rows, dtype=self._types[self._single_input])
+        results = self._session.run(None, feeds)
+        if self._task == "regression":
+            numbers: list[float] = results[0].reshape(-1).astype("float64").tolist()
+            return [(v, None) for v in numbers]
+        labels = results[0].reshape(-1).tolist()
+        probabilities = results[1].astype("float64").tolist()
+        try:
+            return [
+                (self._by_label[_key(label)], tuple(p))
+                for label, p in zip(labels, probabilities, strict=True)
+            ]
+        except KeyError:
+            raise BundleError(
+                f"{FILE_NAME}: predicts a label outside the manifest classes"
+            ) from None
+
+
+def _key(label: object) -> str:
+    # onnxruntime returns int64 or str labels; manifest classes are JSON scalars: compare as text
+    # with whole floats written as ints, so 1, 1.0 and "1" from the graph all find class 1.
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    if isinstance(label, bytes):
+        return label.decode()
+    return str(label)
