@@ -11,7 +11,7 @@ from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
 from modelapi.schema import Row
 
-__all__ = ["answers", "csv_header", "parse_csv", "predict_csv", "write_csv"]
+__all__ = ["answer", "answers", "csv_header", "parse_csv", "predict_csv", "write_csv"]
 
 
 def answers(predictor: Predictor, predictions: Sequence[Prediction]) -> list[dict[str, object]]:
@@ -28,6 +28,18 @@ def answers(predictor: Predictor, predictions: Sequence[Prediction]) -> list[dic
         {key: label, "probabilities": dict(zip(names, probs or (), strict=True))}
         for label, probs in predictions
     ]
+
+
+def answer(predictor: Predictor, prediction: Prediction) -> dict[str, object]:
+    """The answer to one prediction, as in `answers`."""
+    label, probs = prediction
+    classes = predictor.manifest.classes
+    if classes is None:
+        return {predictor.manifest.target.key: label}
+    return {
+        predictor.manifest.target.key: label,
+        "probabilities": {str(c): p for c, p in zip(classes, probs or (), strict=True)},
+    }
 
 
 def csv_header(predictor: Predictor) -> list[str]:

@@ -65,6 +65,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ModelapiError], int], ...] = (
 # original service's clients rely on that, so it is read as JSON too.
 _JSON_TYPES = frozenset({"", JSON, "application/x-www-form-urlencoded", "text/plain"})
 _CSV_TYPES = frozenset({"text/csv", "application/csv"})
+_KNOWN_TYPES = _JSON_TYPES | _CSV_TYPES
 # The routes that answer without the API key.
 OPEN_PATHS = frozenset({"/ping", "/health"})
 _encode = msgspec.json.Encoder().encode
@@ -122,7 +123,10 @@ _ERROR_FIELDS: dict[type[ModelapiError], str] = {
 
 def media_type(headers: Mapping[str, str]) -> str:
     """The content type without parameters, lower-case ('' when absent)."""
-    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    given = headers.get("content-type", "")
+    if given in _KNOWN_TYPES:
+        return given
+    return given.split(";", 1)[0].strip().lower()
 
 
 class Service:
@@ -162,12 +166,14 @@ class Service:
 
         for module in (openapi, docs, page, inference_v2):
             self.routes.update(module.ROUTES)
-        self._templates: list[tuple[str, list[str], dict[str, Handler]]] = []
+        self._templates: list[tuple[str, list[str], str]] = []
         self._n_routes = -1
 
     def route_label(self, path: str) -> str:
-        """The route a path counts under in metrics: itself if it is a route, else 'other'."""
-        return path if path in self.routes else "other"
+        """The route a path counts under in metrics: the route (or template) or 'other'."""
+        if path in self.routes:
+            return path
+        return self._find_template(path) or "other"
 
     def handle(self, request: Request) -> Response:
         """Answer one request; a ModelapiError becomes its error response, never a 500."""
@@ -195,15 +201,20 @@ class Service:
 
         Only asked when the exact lookup misses, so exact routes such as /predict pay nothing.
         """
+        route = self._find_template(path)
+        return None if route is None else self.routes[route]
+
+    def _find_template(self, path: str) -> str | None:
+        """The `{parameter}` route that `path` fills, if any."""
         if self._n_routes != len(self.routes):
             self._templates = [
-                (route[: route.index("{")], route.split("/"), methods)
-                for route, methods in self.routes.items()
+                (route[: route.index("{")], route.split("/"), route)
+                for route in self.routes
                 if "{" in route
             ]
             self._n_routes = len(self.routes)
         parts = path.split("/")
-        for prefix, template, methods in self._templates:
+        for prefix, template, route in self._templates:
             if (
                 path.startswith(prefix)
                 and len(parts) == len(template)
@@ -212,7 +223,7 @@ class Service:
                     for part, want in zip(parts, template, strict=True)
                 )
             ):
-                return methods
+                return route
         return None
 
     def _authorize(self, headers: Mapping[str, str]) -> None:
@@ -264,17 +275,24 @@ class Service:
         if kind not in _JSON_TYPES:
             raise UnsupportedMediaType("content-type", "must be application/json or text/csv")
         predictor = self.predictor()
-        try:
-            payload = _decode(request.body)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            raise MalformedBody("body", "is not valid JSON") from None
-        if type(payload) is list and len(payload) > max_rows:
+        parsed = predictor.features.fast_decode(request.body)
+        if parsed is None:
+            try:
+                payload = _decode(request.body)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                raise MalformedBody("body", "is not valid JSON") from None
+            if type(payload) is list and len(payload) > max_rows:
+                raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
+            parsed = predictor.features.parse_rows(payload)
+        rows, is_batch = parsed
+        if len(rows) > max_rows:
             raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
-        rows, is_batch = predictor.features.parse_rows(payload)
         predictions = predictor.predict(rows)
         self._count(predictions)
-        answers = batch.answers(predictor, predictions)
-        body = _encode(answers if is_batch else answers[0])
+        if is_batch:
+            body = _encode(batch.answers(predictor, predictions))
+        else:
+            body = _encode(batch.answer(predictor, predictions[0]))
         return Response(200, body, JSON, _version_header(predictor))
 
     def predictor(self) -> Predictor:
