@@ -279,7 +279,8 @@ class Service:
         if parsed is None:
             try:
                 payload = _decode(request.body)
-            except (msgspec.DecodeError, UnicodeDecodeError):
+            # msgspec raises RecursionError for very deeply nested arrays ([[[[...).
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 raise MalformedBody("body", "is not valid JSON") from None
             if type(payload) is list and len(payload) > max_rows:
                 raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
