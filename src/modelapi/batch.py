@@ -6,12 +6,21 @@ import csv
 import io
 from collections.abc import Sequence
 
+from modelapi.bundle import Manifest
 from modelapi.errors import FieldError, InvalidInput, MalformedBody, PayloadTooLarge
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
 from modelapi.schema import Row
 
-__all__ = ["answer", "answers", "csv_header", "parse_csv", "predict_csv", "write_csv"]
+__all__ = [
+    "answer",
+    "answer_columns",
+    "answers",
+    "csv_header",
+    "parse_csv",
+    "predict_csv",
+    "write_csv",
+]
 
 
 def answers(predictor: Predictor, predictions: Sequence[Prediction]) -> list[dict[str, object]]:
@@ -44,8 +53,13 @@ def answer(predictor: Predictor, prediction: Prediction) -> dict[str, object]:
 
 def csv_header(predictor: Predictor) -> list[str]:
     """The answer columns: the target key, then `probability_<class>` for a classifier."""
-    classes = predictor.manifest.classes or ()
-    return [predictor.manifest.target.key, *(f"probability_{c}" for c in classes)]
+    return answer_columns(predictor.manifest)
+
+
+def answer_columns(manifest: Manifest) -> list[str]:
+    """The answer columns of a model's manifest (also used where no Predictor is loaded)."""
+    classes = manifest.classes or ()
+    return [manifest.target.key, *(f"probability_{c}" for c in classes)]
 
 
 def predict_csv(predictor: Predictor, body: bytes, max_rows: int) -> bytes:
