@@ -69,7 +69,9 @@ _KNOWN_TYPES = _JSON_TYPES | _CSV_TYPES
 # The routes that answer without the API key.
 OPEN_PATHS = frozenset({"/ping", "/health"})
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
+# float_hook: a number too large for a float (1e400) becomes infinity, which the feature table
+# refuses by field (422), rather than a decode error that would call valid JSON malformed.
+_decode = msgspec.json.Decoder(float_hook=float).decode
 
 
 @dataclass(slots=True)
