@@ -11,6 +11,8 @@ from importlib.metadata import PackageNotFoundError, version
 from os import PathLike
 from typing import TYPE_CHECKING, Literal
 
+from modelapi.client import Client
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -21,7 +23,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__", "save", "train"]
+__all__ = ["Client", "__version__", "save", "train"]
 
 
 def train(

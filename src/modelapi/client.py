@@ -1,0 +1,243 @@
+"""A small Python client for a modelapi server, on the standard library's http.client.
+
+    >>> client = modelapi.Client("http://127.0.0.1:8000")
+    >>> client.predict({"pregnancies": 6, "glucose": 148, ...})
+    {'outcome': 1, 'probabilities': {'0': 0.28, '1': 0.72}}
+
+One connection is kept alive and reused between calls, so a Client is meant for one thread at
+a time (make one per thread). The server's error body comes back as the matching modelapi
+error: a 422 is an `InvalidInput` whose `details` name every bad field, a 401 is
+`Unauthorized`, a 503 `ModelUnavailable`, and so on; a status the service never sends (a
+proxy's 502, say) is a `ServerError` carrying `status`. No connection is `ServerUnreachable`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import overload
+from urllib.parse import urlsplit
+
+import msgspec
+
+from modelapi.errors import (
+    ConfigError,
+    FieldError,
+    InvalidInput,
+    MalformedBody,
+    MethodNotAllowed,
+    ModelapiError,
+    ModelUnavailable,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+
+__all__ = ["Client", "ServerError", "ServerUnreachable"]
+
+_JSON = "application/json"
+_FIELD_ERRORS: dict[str, type[InvalidInput]] = {
+    kind.code: kind for kind in (InvalidInput, MalformedBody, PayloadTooLarge, UnsupportedMediaType)
+}
+_MESSAGE_ERRORS: dict[str, type[ModelapiError]] = {
+    "unauthorized": Unauthorized,
+    "not_found": NotFound,
+    "model_unavailable": ModelUnavailable,
+}
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+class ServerError(ModelapiError):
+    """The server answered with a status this client does not expect (a 500 or a proxy's 502)."""
+
+    def __init__(self, message: str, status: int, details: tuple[FieldError, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = details
+
+
+class ServerUnreachable(ModelapiError, ConnectionError):
+    """No connection to the server: refused, timed out, or the name does not resolve."""
+
+
+class _ErrorDetail(msgspec.Struct):
+    field: str
+    reason: str
+
+
+class _ErrorBody(msgspec.Struct):
+    error: str
+    details: list[_ErrorDetail]
+
+
+class Client:
+    """Call a modelapi server: `predict`, `predict_csv`, `model`, `ping`.
+
+    `url` is the server's base URL (`http://host:8000`, or an API Gateway stage URL such as
+    `https://id.execute-api.eu-west-1.amazonaws.com/dev`). `api_key` is sent as
+    `Authorization: Bearer KEY` when the server requires one.
+    """
+
+    def __init__(self, url: str, api_key: str | None = None, *, timeout_s: float = 30.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"server URL {url[:100]!r} is not valid: use http(s)://host[:port][/prefix]"
+            )
+        if timeout_s <= 0:
+            raise ConfigError("timeout_s must be a positive number of seconds")
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        try:
+            self._port = parts.port
+        except ValueError:
+            raise ConfigError(f"server URL {url[:100]!r} has a port outside 1-65535") from None
+        self._prefix = parts.path.rstrip("/")
+        self._headers = {"Accept": f"{_JSON}, text/csv"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._connection: http.client.HTTPConnection | None = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the kept-alive connection; the next call opens a new one."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def ping(self) -> bool:
+        """Return True when the server answers `/ping`; raise when it cannot be reached."""
+        status, _, body = self._request("GET", "/ping")
+        return status == 200 and _decode(body) == {"ping": "pong"}
+
+    def model(self) -> dict[str, object]:
+        """The served model's manifest: name, version, features, classes, metrics."""
+        answer = _decode(self._call("GET", "/model"))
+        if not isinstance(answer, dict):
+            raise ServerError(f"{self.url}/model did not answer a JSON object", 200)
+        return answer
+
+    @overload
+    def predict(self, features: Mapping[str, object]) -> dict[str, object]: ...
+
+    @overload
+    def predict(self, features: Sequence[Mapping[str, object]]) -> list[dict[str, object]]: ...
+
+    def predict(
+        self, features: Mapping[str, object] | Sequence[Mapping[str, object]]
+    ) -> dict[str, object] | list[dict[str, object]]:
+        """Predict one row (a dict of features) or many (a list of dicts), in order.
+
+        Raises InvalidInput (with `details` naming every bad field) when the server refuses
+        the input.
+        """
+        if not isinstance(features, Mapping | Sequence) or isinstance(features, str | bytes):
+            raise TypeError("predict() takes a dict of features or a list of such dicts")
+        payload = dict(features) if isinstance(features, Mapping) else [dict(f) for f in features]
+        answer = _decode(self._call("POST", "/predict", _encode(payload), _JSON))
+        if isinstance(features, Mapping) and isinstance(answer, dict):
+            return answer
+        if not isinstance(features, Mapping) and isinstance(answer, list):
+            return answer
+        raise ServerError(f"{self.url}/predict answered an unexpected shape", 200)
+
+    def predict_csv(self, body: bytes) -> bytes:
+        """Send a CSV body (header row + rows); return the server's CSV answer."""
+        return self._call("POST", "/predict", body, "text/csv; charset=utf-8")
+
+    def _call(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> bytes:
+        status, headers, data = self._request(method, path, body, content_type)
+        if status == 200:
+            return data
+        raise _error(f"{method} {self.url}{path}", status, headers, data)
+
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        headers = dict(self._headers)
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        # A kept-alive connection may have been closed by the server in the meantime; one
+        # retry on a fresh connection covers that. predict has no side effects, so a repeat
+        # is safe.
+        for attempt in (1, 2):
+            reused = self._connection is not None
+            connection = self._connection or self._connect()
+            try:
+                connection.request(method, self._prefix + path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if reused and attempt == 1:
+                    continue
+                raise ServerUnreachable(f"{self.url}: the connection was closed ({exc})") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise ServerUnreachable(f"{self.url}: {_reason(exc)}") from exc
+            if response.will_close:
+                self.close()
+            else:
+                self._connection = connection
+            return response.status, response.headers, data
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(
+                self._host,
+                self._port,
+                timeout=self.timeout_s,
+                context=ssl.create_default_context(),
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "no answer within the timeout; is the server up, and is timeout_s long enough?"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused; is the server running on this host and port?"
+    if isinstance(exc, socket.gaierror):
+        return "the host name does not resolve"
+    return f"cannot connect ({exc})"
+
+
+def _error(where: str, status: int, headers: http.client.HTTPMessage, data: bytes) -> ModelapiError:
+    """The modelapi error for a non-200 answer: by the body's error code, else by status."""
+    try:
+        body = msgspec.json.decode(data, type=_ErrorBody)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ServerError(f"{where} answered HTTP {status}", status)
+    details = tuple(FieldError(d.field, d.reason) for d in body.details)
+    field_error = _FIELD_ERRORS.get(body.error)
+    if field_error is not None and details:
+        first, *rest = details
+        return field_error(first.field, first.reason, *rest)
+    message = "; ".join(d.reason for d in details) or f"HTTP {status}"
+    if body.error == "method_not_allowed":
+        allowed = tuple(m.strip() for m in (headers.get("allow") or "").split(",") if m.strip())
+        return MethodNotAllowed(message, allowed)
+    message_error = _MESSAGE_ERRORS.get(body.error)
+    if message_error is not None:
+        return message_error(message)
+    return ServerError(f"{where} answered HTTP {status}: {message}", status, details)
