@@ -1,9 +1,179 @@
-"""`modelapi predict` commands."""
+"""`modelapi predict`: score a CSV file with a model in this process or on a server."""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
 import click
+import msgspec
+
+from modelapi.batch import answer_columns
+from modelapi.bundle import decode_manifest
+from modelapi.config import Settings
+from modelapi.errors import InvalidInput
+from modelapi.formats.linear import FILE_NAME as LINEAR_FILE
+from modelapi.formats.linear import LinearSpec
+from modelapi.predictor import Predictor
+from modelapi.scoring import BlockScorer, LocalScorer, RemoteScorer, score_csv
 
 __all__ = ["commands"]
 
-commands: list[click.Command] = []
+ScorerFor = Callable[[list[str]], tuple[BlockScorer, list[str]]]
+
+
+@click.command()
+@click.argument("model", metavar="REF_OR_URL")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="Where to write the scored CSV; '-' is standard output.  [default: -]",
+)
+@click.option("--store", help="Model store: a folder or s3://bucket/prefix.  [default: ./models]")
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(1, 10_000_000),
+    default=16_384,
+    show_default=True,
+    help="Rows read and scored at a time; memory grows with it, not with the file.",
+)
+@click.option(
+    "--api-key",
+    help="The server's API key, for a URL (prefer MODELAPI_API_KEY: flags are visible to "
+    "other local users).",
+)
+@click.option(
+    "--timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for each answer from a server.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def predict(
+    model: str,
+    input_path: str,
+    output: str,
+    store: str | None,
+    chunk_rows: int,
+    api_key: str | None,
+    timeout_s: float,
+    progress: bool,
+) -> None:
+    """Score INPUT (a CSV file, '-' for stdin) with a model; write its columns plus answers.
+
+    REF_OR_URL is a model reference (name, name:3, name@alias, a bundle folder), scored in this
+    process, or the http(s) URL of a running modelapi server. The output has every input
+    column, then the prediction (the target's name) and, for a classifier, one
+    probability_<class> column per class. The file is read in chunks, so its size does not
+    matter; the first invalid line stops the run with `line N, field: reason`.
+    """
+    settings = Settings.from_env().replace(store=store, api_key=api_key)
+    started = time.perf_counter()
+    with (
+        _scorer_for(model, settings, timeout_s) as (scorer_for, model_id),
+        _opened(input_path) as (source, total_bytes),
+        _output(output) as out,
+        _progress_bar(total_bytes if progress and sys.stderr.isatty() else None) as update,
+    ):
+        n_rows = score_csv(source, out, scorer_for, chunk_rows=chunk_rows, progress=update)
+    seconds = time.perf_counter() - started
+    rate = f", {n_rows / seconds:,.0f} rows/s" if seconds > 0 and n_rows else ""
+    where = "standard output" if output == "-" else output
+    click.echo(
+        f"scored {n_rows} rows with {model_id} in {seconds:.2f} s{rate} -> {where}", err=True
+    )
+
+
+@contextmanager
+def _progress_bar(total_bytes: int | None) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr over the input's bytes; none when the size is unknown."""
+    if not total_bytes:
+        yield None
+        return
+    with click.progressbar(length=total_bytes, label="scoring", file=sys.stderr) as bar:
+        yield bar.update
+
+
+@contextmanager
+def _scorer_for(
+    model: str, settings: Settings, timeout_s: float
+) -> Iterator[tuple[ScorerFor, str]]:
+    """A scorer factory for the file's header, and the id of the model it scores with."""
+    if model.startswith(("http://", "https://")):
+        from modelapi.client import Client
+
+        with Client(model, settings.api_key, timeout_s=timeout_s) as client:
+            where = f"{client.url}/model"
+            manifest = decode_manifest(msgspec.json.encode(client.model()), where)
+            columns = answer_columns(manifest)
+
+            def remote(header: list[str]) -> tuple[BlockScorer, list[str]]:
+                return RemoteScorer(client.predict_csv, manifest, header), columns
+
+            yield remote, manifest.model_id
+        return
+    from modelapi.store import load_bundle, open_store, parse_ref
+
+    ref = parse_ref(model)
+    bundle = load_bundle(ref, None if ref.path else open_store(settings.store), serving_only=True)
+    predictor = Predictor(bundle)
+    linear = bundle.files.get(LINEAR_FILE) if bundle.manifest.serving == LINEAR_FILE else None
+    spec = None if linear is None else msgspec.json.decode(linear, type=LinearSpec)
+
+    def local(header: list[str]) -> tuple[BlockScorer, list[str]]:
+        scorer = LocalScorer(predictor, header, linear=spec)
+        return scorer, answer_columns(predictor.manifest)
+
+    yield local, predictor.model_id
+
+
+@contextmanager
+def _opened(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
+    """The input as a binary stream and its size in bytes (None for stdin)."""
+    if path == "-":
+        yield sys.stdin.buffer, None
+        return
+    try:
+        source = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        raise InvalidInput(path, "does not exist") from None
+    except OSError as exc:
+        raise InvalidInput(path, f"cannot be read ({exc.strerror})") from None
+    with source:
+        yield source, os.fstat(source.fileno()).st_size
+
+
+@contextmanager
+def _output(path: str) -> Iterator[BinaryIO]:
+    """Standard output, or a temporary file renamed to `path` only when scoring succeeds."""
+    if path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    try:
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as exc:
+        raise InvalidInput(path, f"cannot be written ({exc.strerror})") from None
+    try:
+        with os.fdopen(handle, "wb", buffering=1024 * 1024) as out:
+            yield out
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+commands: list[click.Command] = [predict]
