@@ -171,16 +171,17 @@ _POLICY = (
 )
 
 
-def _label(feature: Feature) -> str:
-    if feature.column.isupper():
-        return feature.column
-    words = feature.key.replace("_", " ")
+def _label(column: str, key: str) -> str:
+    """A label for people: `BMI` stays, `blood_pressure` becomes `Blood pressure`."""
+    if column.isupper():
+        return column
+    words = key.replace("_", " ")
     return words[:1].upper() + words[1:]
 
 
 def _field(feature: Feature) -> str:
     key = escape(feature.key)
-    label = escape(_label(feature))
+    label = escape(_label(feature.column, feature.key))
     hint_words = [f"CSV column {feature.column}"]
     if feature.type == "category":
         options = "".join(
@@ -217,7 +218,7 @@ def render_page(manifest: Manifest) -> bytes:
     """Render the page for a model: one labelled input per feature, the answer after submit."""
     features = manifest.features
     target = manifest.target
-    target_label = target.column if target.column.isupper() else target.key.replace("_", " ")
+    target_label = _label(target.column, target.key)
     config = {
         "features": [{"key": f.key, "type": f.type} for f in features],
         "example": example_row(features),
