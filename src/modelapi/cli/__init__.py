@@ -40,6 +40,9 @@ for _module in (train, models, serve, predict, package):
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code; an expected error prints one line, no traceback."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # boto3 announces where it found credentials at INFO; keep stderr to modelapi's own lines.
+    for noisy in ("boto3", "botocore", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         cli.main(
             args=argv, prog_name="modelapi", auto_envvar_prefix="MODELAPI", standalone_mode=False
