@@ -66,8 +66,10 @@ class App:
     def watch(self) -> None:
         """Start retrying a failed load and re-checking the reference in a daemon thread."""
         if self._watcher is None:
-            self._watcher = _Watcher(self.source, self.settings.reload_interval_s)
-            self._watcher.start()
+            watcher = _Watcher(self.source, self.settings.reload_interval_s)
+            if watcher.needed:
+                watcher.start()
+                self._watcher = watcher
 
     def close(self) -> None:
         """Stop the model watcher thread, if any."""
@@ -124,7 +126,12 @@ class App:
         """The whole body, or None if the client disconnected; raise PayloadTooLarge early."""
         limit = self._max_body_bytes
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > limit
+        ):
             raise _too_large(limit)
         message = await receive()
         if message["type"] != "http.request":
@@ -216,9 +223,8 @@ class _Watcher:
         )
 
     def start(self) -> None:
-        """Start the thread if there is anything to do."""
-        if self.needed:
-            self._thread.start()
+        """Start the thread."""
+        self._thread.start()
 
     def stop(self) -> None:
         """Ask the thread to stop at its next wake-up."""

@@ -1,0 +1,94 @@
+"""The typed fast path of the feature table gives exactly what parse_rows gives, or steps aside."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelapi.errors import InvalidInput
+from modelapi.predictor import Predictor
+from modelapi.schema import FeatureTable
+from tests.http.toy_models import HOSTILE_CATEGORY, TOY_FEATURES
+
+_decode = msgspec.json.Decoder(float_hook=float).decode
+
+
+def _slow(table: FeatureTable, body: bytes) -> object:
+    try:
+        return table.parse_rows(_decode(body))
+    except (InvalidInput, msgspec.DecodeError, RecursionError) as exc:
+        return type(exc)
+
+
+def _tables(pima: Predictor) -> list[FeatureTable]:
+    return [FeatureTable(TOY_FEATURES), pima.features]
+
+
+_values = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["red", HOSTILE_CATEGORY, "blue", "", "1", " 2 ", "nan", "1e5"]),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+def _objects(table: FeatureTable) -> st.SearchStrategy[dict[str, object]]:
+    names = [f.key for f in table.features] + [f.column for f in table.features] + ["extra"]
+    return st.dictionaries(st.sampled_from(names), _values, max_size=len(names))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_fast_path_agrees_with_parse_rows(data: st.DataObject, pima_predictor: Predictor) -> None:
+    for table in _tables(pima_predictor):
+        objects = st.one_of(_objects(table), st.lists(_objects(table), max_size=4))
+        body = msgspec.json.encode(data.draw(objects))
+        fast = table.fast_decode(body)
+        if fast is not None:
+            assert fast == _slow(table, body)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"colour": "red", "size_cm": 2, "count": 3},
+        [{"colour": "red", "size_cm": 2.5, "count": 3.0}],
+    ],
+)
+def test_valid_rows_take_the_fast_path(value: object) -> None:
+    table = FeatureTable(TOY_FEATURES)
+    body = msgspec.json.encode(value)
+    fast = table.fast_decode(body)
+    assert fast is not None
+    assert fast == table.parse_rows(msgspec.json.decode(body))
+
+
+def test_pima_example_takes_the_fast_path(pima_predictor: Predictor) -> None:
+    from tests.conftest import PIMA_EXAMPLE
+
+    fast = pima_predictor.features.fast_decode(PIMA_EXAMPLE)
+    assert fast == pima_predictor.features.parse_rows(msgspec.json.decode(PIMA_EXAMPLE))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"colour": "red", "size_cm": 1e400, "count": 1}',
+        b'{"colour": "red", "size_cm": 2, "count": 1.5}',
+        b'{"colour": "blue", "size_cm": 2, "count": 1}',
+        b'{"Colour": "red", "size_cm": 2, "count": 1}',
+        b'{"colour": "red", "size_cm": "2", "count": 1}',
+        b'{"colour": "red", "size_cm": true, "count": 1}',
+        b'{"colour": "red", "size_cm": 2, "count": 1, "x": 0}',
+        b'{"colour": "red", "size_cm": 2}',
+        b"[[]]",
+        b"{",
+        b"",
+    ],
+)
+def test_anything_parse_rows_must_judge_steps_aside(body: bytes) -> None:
+    assert FeatureTable(TOY_FEATURES).fast_decode(body) is None
