@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from modelapi.bundle import MANIFEST, Bundle, Manifest, read_bundle
+from modelapi.bundle import (
+    MANIFEST,
+    Bundle,
+    Manifest,
+    check_artifact_name,
+    read_bundle,
+    verify_artifact,
+)
 from modelapi.errors import BundleError, BundleNotFound, ConfigError
 
 __all__ = [
@@ -144,8 +151,6 @@ class ModelStore(Protocol):
 
 def check_complete(bundle: Bundle) -> None:
     """Refuse to store a bundle whose files are not exactly its manifest's verified artifacts."""
-    from modelapi.bundle import check_artifact_name, verify_artifact
-
     manifest = bundle.manifest
     missing = sorted(set(manifest.artifacts) - set(bundle.files))
     if missing:
