@@ -41,20 +41,24 @@ _JSON_TYPES = frozenset({"", "application/json", "application/x-www-form-urlenco
 _PROBABILITIES = "probabilities"
 
 
+# Parameters are read for their shape only: no parameter changes what is predicted.
 class _Tensor(msgspec.Struct):
     name: str
     shape: list[int]
     datatype: str
     data: list[object]
+    parameters: dict[str, object] | None = None
 
 
 class _Wanted(msgspec.Struct):
     name: str
+    parameters: dict[str, object] | None = None
 
 
 class _InferRequest(msgspec.Struct):
     inputs: list[_Tensor]
     id: str | None = None
+    parameters: dict[str, object] | None = None
     outputs: list[_Wanted] | None = None
 
 
@@ -409,9 +413,12 @@ def _operation(
     }
 
 
-def openapi_schemas() -> dict[str, object]:
-    """The OpenAPI component schemas these routes refer to."""
+def openapi_schemas(predictor: Predictor) -> dict[str, object]:
+    """The OpenAPI component schemas these routes refer to, for `predictor`'s model."""
+    manifest = predictor.manifest
+    outputs = [manifest.target.key] + ([_PROBABILITIES] if manifest.classes is not None else [])
     shape = {"type": "array", "items": {"type": "integer"}}
+    parameters = {"type": ["object", "null"]}
     data = {"type": "array", "items": {"type": ["number", "string", "array"]}}
     metadata_tensor = {
         "type": "object",
@@ -448,24 +455,29 @@ def openapi_schemas() -> dict[str, object]:
             "type": "object",
             "properties": {
                 "name": {"type": "string", "description": "A feature's JSON or CSV name."},
-                "shape": {**shape, "minItems": 1, "maxItems": 2},
-                "datatype": {"enum": list(_DATATYPES)},
+                "shape": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0},
+                    "minItems": 1,
+                    "maxItems": 2,
+                },
+                "datatype": {"enum": [d for d in _DATATYPES if d != "BOOL"]},
                 "data": data,
-                "parameters": {"type": "object"},
+                "parameters": parameters,
             },
             "required": ["name", "shape", "datatype", "data"],
         },
         "InferenceRequest": {
             "type": "object",
             "properties": {
-                "id": {"type": "string"},
-                "parameters": {"type": "object"},
+                "id": {"type": ["string", "null"]},
+                "parameters": parameters,
                 "inputs": {"type": "array", "items": _ref("RequestInput")},
                 "outputs": {
-                    "type": "array",
+                    "type": ["array", "null"],
                     "items": {
                         "type": "object",
-                        "properties": {"name": {"type": "string"}},
+                        "properties": {"name": {"enum": outputs}, "parameters": parameters},
                         "required": ["name"],
                     },
                 },

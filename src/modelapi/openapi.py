@@ -455,7 +455,7 @@ def build_document(service: Service, predictor: Predictor) -> dict[str, object]:
     schemas: dict[str, object] = dict(components)
     schemas["Features"] = request_schema(manifest.features)
     schemas["Answer"] = answer_schema(manifest)
-    schemas.update(inference_v2.openapi_schemas())
+    schemas.update(inference_v2.openapi_schemas(predictor))
     document: dict[str, object] = {
         "openapi": "3.1.0",
         "info": {
