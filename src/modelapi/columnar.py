@@ -14,6 +14,7 @@ feature in the same order as `LinearModel`, so it is bit-for-bit the pure-Python
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from itertools import chain
 from types import ModuleType
@@ -67,10 +68,7 @@ class ColumnarScorer:
         self._all_columns = list(feature_columns) == list(range(n_columns))
         self._integer = numpy.asarray([f.type == "integer" for f in features], dtype=bool)
         self._pow10 = numpy.asarray([10.0**k for k in range(_MAX_CELL_CHARS + 2)])
-        digits = numpy.frombuffer(
-            "".join(f"{k:05d}" for k in range(100_000)).encode(), dtype=numpy.uint8
-        )
-        self._five_digits = digits.reshape(100_000, 5)
+        self._five_digits = _five_digits(numpy)
 
     @classmethod
     def supports(cls, spec: LinearSpec | None, features: Sequence[Feature]) -> bool:
@@ -216,6 +214,15 @@ class ColumnarScorer:
             part = frac // 10 ** (10 - 5 * group) % 100_000
             text[:, 2 + 5 * group : 7 + 5 * group] = self._five_digits[part]
         return text
+
+
+@functools.cache
+def _five_digits(numpy: ModuleType) -> Bytes:
+    """Row k holds the five ASCII digits of k: three lookups write fifteen decimals."""
+    places = numpy.asarray([10_000, 1000, 100, 10, 1])
+    numbers = numpy.arange(100_000)[:, None]
+    table: Bytes = (numbers // places % 10 + _ZERO).astype(numpy.uint8)
+    return table
 
 
 def format_probability(p: float) -> str:

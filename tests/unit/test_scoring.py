@@ -1,0 +1,307 @@
+"""Batch scoring of CSV streams: the record path, the numpy columnar path, and their agreement."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelapi.batch import answer_columns
+from modelapi.bundle import Bundle, Manifest, artifact_entry
+from modelapi.columnar import format_probability
+from modelapi.errors import InvalidInput
+from modelapi.formats.linear import LinearSpec
+from modelapi.predictor import Predictor
+from modelapi.schema import Feature, Target
+from modelapi.scoring import LocalScorer, feature_columns, score_csv
+from tests.http.toy_models import toy_predictor
+
+pytest.importorskip("numpy")
+
+PIMA_HEADER = (
+    "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age"
+)
+
+
+def linear_predictor(
+    kind: str,
+    intercept: list[float],
+    weights: list[list[float]],
+    classes: tuple[object, ...] | None,
+) -> tuple[Predictor, LinearSpec]:
+    """A numeric-feature linear model (x integer, y and z numbers) built in memory."""
+    data = msgspec.json.encode({"kind": kind, "intercept": intercept, "weights": weights})
+    manifest = Manifest(
+        format_version=1,
+        name="numeric",
+        version=1,
+        created_at="2026-01-01T00:00:00+00:00",
+        task="classification" if classes else "regression",
+        estimator="logistic_regression" if classes else "linear_regression",
+        target=Target(column="Y", key="y"),
+        features=(
+            Feature(column="X", key="x", type="integer"),
+            Feature(column="Y val", key="y_val", type="number"),
+            Feature(column="Z", key="z", type="number"),
+        ),
+        serving="linear.json",
+        artifacts={"linear.json": artifact_entry(data)},
+        classes=classes,
+    )
+    return Predictor(Bundle(manifest, {"linear.json": data})), msgspec.json.decode(
+        data, type=LinearSpec
+    )
+
+
+NUMERIC_MODELS = {
+    "binary": linear_predictor("logistic", [-0.5], [[0.25], [-1.5], [0.003]], (0, 1)),
+    "multiclass": linear_predictor(
+        "logistic",
+        [0.1, -0.2, 0.05],
+        [[0.2, -0.1, 0.05], [-0.05, 0.1, 0.02], [1.0, 0.0, -1.0]],
+        ("setosa", "versi,color", 'vir"ginica'),
+    ),
+    "regression": linear_predictor("regression", [1.0], [[2.0], [0.25], [-3.5]], None),
+}
+
+
+def run(predictor: Predictor, data: bytes, *, linear: LinearSpec | None, chunk_rows: int) -> bytes:
+    """Score `data` the way `modelapi predict` does; the bytes written."""
+    out = io.BytesIO()
+
+    def scorer_for(header: list[str]) -> tuple[LocalScorer, list[str]]:
+        return LocalScorer(predictor, header, linear=linear), answer_columns(predictor.manifest)
+
+    score_csv(io.BytesIO(data), out, scorer_for, chunk_rows=chunk_rows)
+    return out.getvalue()
+
+
+def outcome(
+    predictor: Predictor, data: bytes, *, linear: LinearSpec | None, chunk_rows: int = 4
+) -> bytes | str:
+    """The output, or the error message."""
+    try:
+        return run(predictor, data, linear=linear, chunk_rows=chunk_rows)
+    except InvalidInput as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_pima_rows_answer_as_the_predictor_does(pima_predictor: Predictor) -> None:
+    rows = [[6, 148, 72, 35, 0, 33.6, 0.627, 50], [1, 85, 66, 29, 0, 26.6, 0.351, 31]]
+    body = "\n".join([PIMA_HEADER, *(",".join(map(str, r)) for r in rows)]) + "\n"
+    out = run(pima_predictor, body.encode(), linear=None, chunk_rows=10)
+    parsed = list(csv.reader(io.StringIO(out.decode())))
+    assert parsed[0] == [*PIMA_HEADER.split(","), "outcome", "probability_0", "probability_1"]
+    expected = pima_predictor.predict([[float(v) for v in r] for r in rows])
+    assert parsed[1][8] == "1"  # the contract row
+    for line, (label, probs) in zip(parsed[1:], expected, strict=True):
+        assert line[8] == str(label)
+        assert [float(p) for p in line[9:]] == pytest.approx(list(probs or ()), abs=1e-15)
+
+
+@pytest.mark.parametrize("model", NUMERIC_MODELS)
+@pytest.mark.parametrize("chunk_rows", [1, 3, 1000])
+def test_columnar_path_answers_as_the_record_path(model: str, chunk_rows: int) -> None:
+    predictor, spec = NUMERIC_MODELS[model]
+    lines = ["id,Z,X,Y val,note"]
+    for i in range(40):
+        lines.append(f"r{i},{i * 0.37 - 5:.3f},{i - 20},{(i * 7919) % 101 / 8},text {i}")
+    data = ("\r\n" if chunk_rows == 3 else "\n").join(lines).encode() + b"\n"
+    fast = run(predictor, data, linear=spec, chunk_rows=chunk_rows)
+    slow = run(predictor, data, linear=None, chunk_rows=chunk_rows)
+    parsed = list(csv.reader(io.StringIO(fast.decode())))
+    recorded = list(csv.reader(io.StringIO(slow.decode())))
+    n_text = 5 if predictor.manifest.classes is None else 6
+    assert [r[:n_text] for r in parsed] == [r[:n_text] for r in recorded]
+    for numpy_row, python_row in zip(parsed[1:], recorded[1:], strict=True):
+        numbers = [float(v) for v in numpy_row[n_text:]]
+        assert numbers == pytest.approx([float(v) for v in python_row[n_text:]], abs=1e-12)
+    assert parsed[0] == ["id", "Z", "X", "Y val", "note", *answer_columns(predictor.manifest)]
+    rows = [[float(r[2]), float(r[3]), float(r[1])] for r in parsed[1:]]
+    for line, (value, probs) in zip(parsed[1:], predictor.predict(rows), strict=True):
+        assert line[:5] == next(csv.reader([lines[parsed.index(line)]]))
+        if probs is None:
+            assert float(line[5]) == value
+        else:
+            assert line[5] == str(value)
+            assert [float(p) for p in line[6:]] == pytest.approx(list(probs), abs=1e-12)
+
+
+CELL = st.one_of(
+    st.integers(-(10**17), 10**17).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.decimals(places=4, allow_nan=False, allow_infinity=False).map(str),
+    st.from_regex(r"[ +\-]?[0-9]{0,9}(\.[0-9]{0,9})?([eE][+\-]?[0-9]{1,3})? ?", fullmatch=True),
+    st.sampled_from(["", " ", "-", ".", "+.5", "5.", "-0", "0x10", "1_000", "nan", "١٢", '"7"']),
+)
+
+
+def assert_same_answers(fast: bytes | str, slow: bytes | str, n_text: int) -> None:
+    """The same error, or the same cells: text exactly, answer numbers within 1e-12."""
+    if isinstance(fast, str) or isinstance(slow, str):
+        assert fast == slow
+        return
+    fast_rows = list(csv.reader(io.StringIO(fast.decode())))
+    slow_rows = list(csv.reader(io.StringIO(slow.decode())))
+    assert [r[:n_text] for r in fast_rows] == [r[:n_text] for r in slow_rows]
+    for fast_row, slow_row in zip(fast_rows[1:], slow_rows[1:], strict=True):
+        numbers = [float(v) for v in fast_row[n_text:]]
+        assert numbers == pytest.approx([float(v) for v in slow_row[n_text:]], abs=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells=st.lists(st.tuples(CELL, CELL, CELL), min_size=1, max_size=6))
+def test_columnar_and_record_paths_agree_on_any_cells(cells: list[tuple[str, str, str]]) -> None:
+    predictor, spec = NUMERIC_MODELS["binary"]
+    body = "X,Y val,Z\n" + "".join(f"{x},{y},{z}\n" for x, y, z in cells)
+    fast = outcome(predictor, body.encode(), linear=spec)
+    slow = outcome(predictor, body.encode(), linear=None)
+    assert_same_answers(fast, slow, 4)
+
+
+TRICKY_CELLS = [
+    "1.2.3",
+    "1..2",
+    "--1",
+    "+-1",
+    "1-",
+    "1.-2",
+    "1+",
+    ".",
+    "-.",
+    "+",
+    "-",
+    "",
+    " ",
+    " 7",
+    "7 ",
+    "007",
+    "-0",
+    "+0.",
+    ".5",
+    "-.5",
+    "5.",
+    "1e3",
+    "1E-2",
+    "1e",
+    "e1",
+    "0x1F",
+    "1_0",
+    "nan",
+    "inf",
+    "-Infinity",
+    "١٢",
+    "7\u00a0",
+    "123456789012345",
+    "1234567890123456",
+    "99999999.9999999",
+    "9007199254740993",
+    "0.1000000000000000055511151231257827",
+]
+
+
+@pytest.mark.parametrize("cell", TRICKY_CELLS)
+@pytest.mark.parametrize("column", [0, 1])
+def test_columnar_and_record_paths_agree_on_tricky_cells(cell: str, column: int) -> None:
+    predictor, spec = NUMERIC_MODELS["binary"]
+    row = ["3", "2.5", "-1"]
+    row[column] = cell
+    body = f"X,Y val,Z\n1,2,3\n{','.join(row)}\n4,5,6\n".encode()
+    fast = outcome(predictor, body, linear=spec)
+    slow = outcome(predictor, body, linear=None)
+    assert_same_answers(fast, slow, 4)
+
+
+DECIMAL = st.from_regex(r"[+\-]?([0-9]{1,8}(\.[0-9]{0,7})?|\.[0-9]{1,7})", fullmatch=True)
+WHOLE = st.one_of(
+    st.integers(-(10**15), 10**15).map(str),
+    st.integers(-(10**8), 10**8).map(lambda n: f"{n}."),
+    st.integers(0, 10**6).map(lambda n: f"+{n:08d}.000"),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    model=st.sampled_from(sorted(NUMERIC_MODELS)),
+    cells=st.lists(st.tuples(WHOLE, DECIMAL, DECIMAL), min_size=1, max_size=8),
+)
+def test_columnar_path_reads_numbers_exactly(model: str, cells: list[tuple[str, str, str]]) -> None:
+    predictor, spec = NUMERIC_MODELS[model]
+    body = "X,Y val,Z\n" + "".join(f"{x},{y},{z}\n" for x, y, z in cells)
+    fast = outcome(predictor, body.encode(), linear=spec)
+    slow = outcome(predictor, body.encode(), linear=None)
+    assert isinstance(slow, bytes), slow
+    assert_same_answers(fast, slow, 3 if predictor.manifest.classes is None else 4)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "InvalidInput: input: is empty: the first line must be a header naming the columns"),
+        (
+            b"X,Z\n1,2\n",
+            "InvalidInput: header: has no column Y val (y_val)",
+        ),
+        (
+            b"X,y_val,Y val,Z\n1,2,3,4\n",
+            "InvalidInput: header: names y_val twice; keep one column",
+        ),
+        (b"X,Y val,Z,y\n1,2,3,4\n", "InvalidInput: header: column y is also an answer column"),
+        (b"X,Y val,Z\n1,2,3\n4,5\n", "InvalidInput: line 3: has 2 values for 3 columns"),
+        (
+            b"X,Y val,Z\n1,2,3\n1.5,abc,\n",
+            "InvalidInput: line 3, x: must be a whole number; line 3, y_val: must be a number;"
+            " line 3, z: must be a number",
+        ),
+        (b"X,Y val,Z\n1,2,3\n\n\n1,2,1e999\n", "InvalidInput: line 5, z: must be a finite number"),
+        (b"X,Y val,Z\n1,2,3\n1,2,\xff\n", "MalformedBody: line 3: is not UTF-8 text"),
+        (b'X,Y val,Z\n1,"2\n\n",3\n1,2,x\n', "InvalidInput: line 5, z: must be a number"),
+    ],
+)
+@pytest.mark.parametrize("columnar", [True, False])
+def test_bad_files_name_the_line_and_field(body: bytes, message: str, columnar: bool) -> None:
+    predictor, spec = NUMERIC_MODELS["binary"]
+    assert outcome(predictor, body, linear=spec if columnar else None) == message
+
+
+def test_quoted_cells_and_blank_lines_take_the_record_path() -> None:
+    predictor, spec = NUMERIC_MODELS["regression"]
+    body = b'"X","Y val",note,Z\r\n1,"2.5","a, ""quoted""\nnote",3\r\n\r\n4,5,,6\r\n'
+    out = run(predictor, body, linear=spec, chunk_rows=1)
+    parsed = list(csv.reader(io.StringIO(out.decode(), newline="")))
+    assert parsed[1][:4] == ["1", "2.5", 'a, "quoted"\nnote', "3"]
+    assert len(parsed) == 3
+    expected = predictor.predict([[1.0, 2.5, 3.0], [4.0, 5.0, 6.0]])
+    assert [float(r[4]) for r in parsed[1:]] == [v for v, _ in expected]
+
+
+def test_header_only_scores_nothing() -> None:
+    predictor, spec = NUMERIC_MODELS["binary"]
+    out = run(predictor, b"\xef\xbb\xbfX,Y val,Z", linear=spec, chunk_rows=5)
+    assert out == b"X,Y val,Z,y,probability_0,probability_1\n"
+
+
+def test_categorical_models_score_through_the_record_path() -> None:
+    predictor = toy_predictor()
+    body = b"Colour,Size cm,Count\nred,2.5,3\nred,9,0\n"
+    out = run(predictor, body, linear=None, chunk_rows=1)
+    parsed = list(csv.reader(io.StringIO(out.decode())))
+    expected = predictor.predict([["red", 2.5, 3.0], ["red", 9.0, 0.0]])
+    assert [r[3] for r in parsed[1:]] == [label for label, _ in expected]
+
+
+def test_feature_columns_accept_csv_names_or_json_keys() -> None:
+    features = NUMERIC_MODELS["binary"][0].manifest.features
+    assert feature_columns(features, ["z", "extra", "Y val", "x"], ["y"]) == [3, 2, 0]
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0, 0.5, 1e-20, 0.1234567890123456, 1 - 2**-53, 2**-30])
+def test_probabilities_have_fifteen_decimals(p: float) -> None:
+    text = format_probability(p)
+    assert len(text.split(".")[1]) == 15
+    assert math.isclose(float(text), p, abs_tol=5.1e-16)
