@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from modelapi.bundle import MANIFEST, Bundle, write_bundle
-from modelapi.errors import BundleNotFound, ConfigError
+from modelapi.errors import BundleNotFound, ConfigError, MissingExtra
 from modelapi.store import (
     ModelRef,
     check_name,
@@ -112,6 +113,12 @@ def test_an_error_never_quotes_more_than_80_characters() -> None:
 def test_an_unsupported_store_uri_is_refused(uri: str) -> None:
     with pytest.raises(ConfigError, match="store"):
         open_store(uri)
+
+
+def test_an_s3_store_without_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(MissingExtra, match=r"pip install 'modelapi\[s3\]'"):
+        open_store("s3://bucket/models")
 
 
 def test_a_file_uri_and_a_path_open_the_same_folder(tmp_path: Path) -> None:

@@ -111,9 +111,10 @@ class S3Store:
         """The version an alias points at, or None; one GetObject."""
         key = self._name_root(name) + f"{_ALIASES}/{check_name('alias', alias)}"
         try:
-            text = self._get(key, missing=BundleNotFound(f"{name}@{alias}")).strip()
+            data = self._get(key, missing=BundleNotFound(f"{name}@{alias}"))
         except BundleNotFound:
             return None
+        text = data.decode("ascii", "replace").strip()
         return int(text) if text.isdigit() and text.isascii() else None
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
