@@ -181,7 +181,7 @@ class Client:
         # is safe.
         for attempt in (1, 2):
             reused = self._connection is not None
-            connection = self._connection or self._connect()
+            connection = self._connection = self._connection or self._connect()
             try:
                 connection.request(method, self._prefix + path, body=body, headers=headers)
                 response = connection.getresponse()
@@ -196,8 +196,6 @@ class Client:
                 raise ServerUnreachable(f"{self.url}: {_reason(exc)}") from exc
             if response.will_close:
                 self.close()
-            else:
-                self._connection = connection
             return response.status, response.headers, data
         raise AssertionError("unreachable")  # pragma: no cover
 
