@@ -95,8 +95,9 @@ def train_command(
 ) -> None:
     """Train a model on DATA (a CSV path or http(s) URL) and store it as a new version."""
     from modelapi.data import load_dataset
-    from modelapi.training import train
+    from modelapi.store import open_store
 
+    open_store(store)  # a bad store URI fails before any training is done
     dataset = load_dataset(
         data,
         target=target,
@@ -104,6 +105,8 @@ def train_command(
         drop_missing=drop_missing,
     )
     click.echo(dataset.summary.format())
+    from modelapi.training import train
+
     result = train(
         dataset,
         model=model,
@@ -146,7 +149,9 @@ def import_command(
     Without --data, the estimator must have been fitted on a DataFrame (feature_names_in_).
     """
     from modelapi.importing import PICKLE_WARNING, import_pickle
+    from modelapi.store import open_store
 
+    open_store(store)
     if trust_pickle:
         click.echo(f"warning: {PICKLE_WARNING}", err=True)
     result = import_pickle(

@@ -1,0 +1,184 @@
+"""`modelapi train` and `modelapi import` as a user runs them: real subprocesses, real stores."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from modelapi.bundle import read_bundle
+from modelapi.predictor import Predictor
+from modelapi.store import open_store
+
+SAMPLE_ROW: list[float | str] = [6, 148, 72, 35, 0, 33.6, 0.627, 50]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m modelapi ARGS` and capture its output."""
+    environment = dict(os.environ)
+    environment.pop("MODELAPI_STORE", None)
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "modelapi", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
+        env=environment,
+        cwd=cwd,
+    )
+
+
+def test_train_pima_prints_summary_contract_accuracy_and_version(
+    pima_csv: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "models"
+    result = run("train", str(pima_csv), "--name", "diabetes", "--store", str(store))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "accuracy: 0.7835497835497836" in lines
+    assert "stored: diabetes:1 in " + str(store) in lines
+    summary_at = next(i for i, line in enumerate(lines) if line.startswith("class balance"))
+    assert summary_at < lines.index("accuracy: 0.7835497835497836")
+    assert "Glucose" in result.stdout
+    assert "Traceback" not in result.stderr
+    bundle = read_bundle(store / "diabetes" / "1")
+    [(label, _)] = Predictor(bundle).predict([SAMPLE_ROW])
+    assert label == 1
+
+
+def test_store_comes_from_modelapi_store_and_defaults_to_models(
+    pima_csv: Path, tmp_path: Path
+) -> None:
+    env_store = tmp_path / "from-env"
+    result = run(
+        "train",
+        str(pima_csv),
+        "--model",
+        "gradient_boosting",
+        env={"MODELAPI_STORE": str(env_store)},
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = open_store(str(env_store)).read_manifest("pima", 1)
+    assert (manifest.serving, manifest.estimator) == ("model.onnx", "gradient_boosting")
+    assert "serving: model.onnx" in result.stdout
+    assert "[default: ./models]" in " ".join(run("train", "--help").stdout.split())
+
+
+def test_train_into_an_s3_store(pima_csv: Path, s3_store_uri: str, aws_env: str) -> None:
+    result = run("train", str(pima_csv), "--name", "diabetes", "--store", s3_store_uri)
+    assert result.returncode == 0, result.stderr
+    assert "accuracy: 0.7835497835497836" in result.stdout.splitlines()
+    assert f"stored: diabetes:1 in {s3_store_uri}" in result.stdout.splitlines()
+    bundle = open_store(s3_store_uri).read("diabetes", 1)
+    assert set(bundle.files) == {"linear.json", "model.skops", "report.html"}
+
+
+def test_import_the_classic_pickle(pima_csv: Path, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    array = pd.read_csv(pima_csv).values
+    X_train, _, Y_train, _ = train_test_split(
+        array[:, 0:8], array[:, 8], test_size=0.3, random_state=1
+    )
+    model = LogisticRegression(solver="lbfgs", max_iter=1000).fit(X_train, Y_train)
+    path = tmp_path / "finalized_model.pkl"
+    path.write_bytes(pickle.dumps(model))
+    store = tmp_path / "models"
+    refused = run("import", str(path), "--data", str(pima_csv), "--store", str(store))
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [refused.stderr.strip()]
+    assert refused.stderr.startswith("error: ")
+    assert "--trust-pickle" in refused.stderr
+    assert not store.exists()
+    result = run(
+        "import", str(path), "--trust-pickle", "--data", str(pima_csv), "--store", str(store)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "unpickling runs any code" in result.stderr
+    assert "accuracy: 0.7835497835497836" in result.stdout.splitlines()
+    assert "stored: finalized_model:1 in " + str(store) in result.stdout.splitlines()
+
+
+def _text(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+# (arguments, given a tmp folder and the Pima path; words the error line must hold)
+ERROR_CASES = {
+    "missing file": (lambda t, p: ["train", str(t / "absent.csv")], "no such file"),
+    "empty file": (lambda t, p: ["train", _text(t, "e.csv", "")], "empty"),
+    "unparsable": (lambda t, p: ["train", _text(t, "u.csv", 'a,b\n1,2\n3,4,5,6\n"x')], "readable"),
+    "target absent": (lambda t, p: ["train", str(p), "--target", "Nope"], "no target column"),
+    "text in numbers": (
+        lambda t, p: ["train", _text(t, "n.csv", "a,b\n1,0\nsecret,1\n3,0\n4,1\n")],
+        "column a is numeric",
+    ),
+    "missing target": (
+        lambda t, p: ["train", _text(t, "m.csv", "a,b\n1,0\n2,\n3,1\n")],
+        "1 rows have no value",
+    ),
+    "single class": (
+        lambda t, p: ["train", _text(t, "s.csv", "a,b\n1,0\n2,0\n")],
+        "single class",
+    ),
+    "missing features": (
+        lambda t, p: ["train", _text(t, "f.csv", "a,b\n1,0\n,1\n3,1\n")],
+        "missing feature values",
+    ),
+    "model for another task": (
+        lambda t, p: ["train", str(p), "--model", "ridge"],
+        "does not do classification",
+    ),
+    "bad name": (lambda t, p: ["train", str(p), "--name", "../x"], "model name"),
+    "bad store": (lambda t, p: ["train", str(p), "--store", "ftp://host/x"], "not supported"),
+    "pickle without trust": (
+        lambda t, p: ["import", _text(t, "x.pkl", "anything")],
+        "--trust-pickle",
+    ),
+    "pickle missing": (
+        lambda t, p: ["import", str(t / "absent.pkl"), "--trust-pickle"],
+        "no such file",
+    ),
+    "pickle without feature names": (
+        lambda t, p: ["import", _unnamed_model(t), "--trust-pickle"],
+        "--data CSV",
+    ),
+}
+
+
+def _unnamed_model(folder: Path) -> str:
+    from sklearn.linear_model import LinearRegression
+
+    path = folder / "unnamed.pkl"
+    path.write_bytes(pickle.dumps(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])))
+    return str(path)
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_each_error_is_one_line_without_traceback(
+    case: str, tmp_path: Path, pima_csv: Path
+) -> None:
+    make_args, words = ERROR_CASES[case]
+    args = make_args(tmp_path, pima_csv)
+    result = (
+        run(*args, "--store", str(tmp_path / "models")) if "--store" not in args else run(*args)
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert words in lines[0]
+    assert "Traceback" not in result.stderr
+    assert "secret" not in result.stderr
+    assert not (tmp_path / "models").exists()
