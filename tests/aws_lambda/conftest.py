@@ -41,7 +41,10 @@ def s3_zip(
 
 @pytest.fixture(scope="session")
 def boto3_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding boto3 and its dependencies for CPython 3.12, as Lambda's runtime does."""
+    """A folder holding boto3 and its dependencies for CPython 3.12, as Lambda's runtime does.
+
+    Byte-compiled like the runtime's copy, so a cold start does not count compiling botocore.
+    """
     folder = tmp_path_factory.mktemp("lambda-runtime-boto3")
     uv = shutil.which("uv")
     command = [uv] if uv else [sys.executable, "-m", "uv"]
@@ -59,6 +62,11 @@ def boto3_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "3.12",
             "--target",
             str(folder),
+            *(
+                ["--compile-bytecode", "--python", str(LAMBDA_PYTHON)]
+                if LAMBDA_PYTHON.exists()
+                else []
+            ),
             "boto3",
         ],
         check=True,
