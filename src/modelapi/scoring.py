@@ -320,6 +320,11 @@ def _plain(block: bytes) -> bytes | None:
             return None
     if b'"' in block or b"\n\n" in block or block.startswith(b"\n"):
         return None
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     return block
 
 
