@@ -8,8 +8,12 @@ serve` never loads it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from modelapi.training import TrainResult
 
 __all__ = ["commands", "import_command", "train_command"]
 
@@ -34,10 +38,7 @@ def _progress(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _print_result(result: object, store: str) -> None:
-    from modelapi.training import TrainResult
-
-    assert isinstance(result, TrainResult)
+def _print_result(result: TrainResult, store: str) -> None:
     metrics = result.metrics
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "r2"):
         value = metrics.get(key)
