@@ -95,10 +95,13 @@ def _summary_html(summary: DataSummary) -> str:
     )
     if summary.class_balance is not None:
         total = sum(n for _, n in summary.class_balance) or 1
-        text += "<p>Class balance</p><table><tr><th>class</th><th>rows</th><th>share</th></tr>" + "".join(
-            f"<tr><th>{esc(str(k))}</th><td class=n>{n}</td>"
-            f"<td class=n>{100 * n / total:.1f}%</td></tr>"
-            for k, n in summary.class_balance
+        text += (
+            "<p>Class balance</p><table><tr><th>class</th><th>rows</th><th>share</th></tr>"
+            + "".join(
+                f"<tr><th>{esc(str(k))}</th><td class=n>{n}</td>"
+                f"<td class=n>{100 * n / total:.1f}%</td></tr>"
+                for k, n in summary.class_balance
+            )
         )
         text += "</table>"
     return text
