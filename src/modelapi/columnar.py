@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     Bytes = npt.NDArray[np.uint8]
     Floats = npt.NDArray[np.float64]
     Ints = npt.NDArray[np.int64]
+    Words = npt.NDArray[np.uint64]
 
 __all__ = ["PROBABILITY_DECIMALS", "ColumnarScorer", "format_probability"]
 
@@ -128,7 +129,8 @@ class ColumnarScorer:
                 is_dot &= inside
             # Positional value with the dot's place left at zero: exact in float64 below 2**53.
             scaled *= 10.0
-            np.add(scaled, char, out=scaled, where=is_digit)
+            char *= is_digit
+            scaled += char
             n_digits += is_digit
             n_dots += is_dot
             np.copyto(dot_at, k, where=is_dot)
@@ -212,17 +214,22 @@ class ColumnarScorer:
         text[:, 1] = _DOT
         for group in range(3):
             part = frac // 10 ** (10 - 5 * group) % 100_000
-            text[:, 2 + 5 * group : 7 + 5 * group] = self._five_digits[part]
+            digits = self._five_digits[part].view(np.uint8).reshape(p.size, 8)
+            text[:, 2 + 5 * group : 7 + 5 * group] = digits[:, :5]
         return text
 
 
 @functools.cache
-def _five_digits(numpy: ModuleType) -> Bytes:
-    """Row k holds the five ASCII digits of k: three lookups write fifteen decimals."""
+def _five_digits(numpy: ModuleType) -> Words:
+    """Entry k holds the five ASCII digits of k (and three spare bytes) in one 8-byte word.
+
+    Three one-word lookups write fifteen decimals; a word gathers faster than five bytes.
+    """
     places = numpy.asarray([10_000, 1000, 100, 10, 1])
-    numbers = numpy.arange(100_000)[:, None]
-    table: Bytes = (numbers // places % 10 + _ZERO).astype(numpy.uint8)
-    return table
+    table = numpy.zeros((100_000, 8), dtype=numpy.uint8)
+    table[:, :5] = numpy.arange(100_000)[:, None] // places % 10 + _ZERO
+    words: Words = table.view(numpy.uint64).ravel()
+    return words
 
 
 def format_probability(p: float) -> str:
