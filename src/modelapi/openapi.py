@@ -189,10 +189,15 @@ def answer_schema(manifest: Manifest) -> dict[str, object]:
     """The JSON schema of one answer: the label (and class probabilities) or the value."""
     key = manifest.target.key
     if manifest.classes is None:
+        # JSON has no infinity: a prediction past the range of a double is sent as null.
+        value = {
+            "type": ["number", "null"],
+            "description": "The predicted value (null if it overflows a double).",
+        }
         return {
             "type": "object",
             "title": "Answer",
-            "properties": {key: {"type": "number"}},
+            "properties": {key: value},
             "required": [key],
             "additionalProperties": False,
         }
