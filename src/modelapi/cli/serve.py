@@ -7,6 +7,7 @@ import dataclasses
 import os
 import socket
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -102,7 +103,7 @@ def run_server(settings: Settings) -> None:
         predictor = app.source.predictor
         model = predictor.model_id if predictor is not None else f"{settings.model} (not loaded)"
         click.echo(f"modelapi: serving {model} on {url} (1 worker)")
-        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+        _run_until_interrupted(uvicorn.Server(uvicorn.Config(app, **options)).run, sock)
         return
     from uvicorn.supervisors import Multiprocess
 
@@ -111,7 +112,17 @@ def run_server(settings: Settings) -> None:
     _export(settings)
     config = uvicorn.Config(_FACTORY, factory=True, workers=settings.workers, **options)
     click.echo(f"modelapi: serving {settings.model} on {url} ({settings.workers} workers)")
-    Multiprocess(config, sockets=[sock]).run()
+    _run_until_interrupted(lambda sockets: Multiprocess(config, sockets=sockets).run(), sock)
+
+
+def _run_until_interrupted(run: Callable[[list[socket.socket]], None], sock: socket.socket) -> None:
+    # uvicorn re-raises the Ctrl-C it handled once it has shut down; stopping is not an error.
+    try:
+        run([sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:
