@@ -13,10 +13,10 @@ import logging
 import threading
 import time
 
-from modelapi.bundle import Bundle
+from modelapi.bundle import read_bundle
 from modelapi.errors import ModelapiError, ModelUnavailable
 from modelapi.predictor import Predictor
-from modelapi.store import ModelRef, ModelStore, load_bundle, open_store, parse_ref, resolve_version
+from modelapi.store import ModelRef, ModelStore, locate, open_store, parse_ref
 
 __all__ = ["ModelSource"]
 
@@ -35,6 +35,7 @@ class ModelSource:
         self._store: ModelStore | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0
+        self._origin: tuple[str, int] | None = None
 
     @classmethod
     def of(cls, predictor: Predictor) -> ModelSource:
@@ -60,17 +61,7 @@ class ModelSource:
 
     def load(self) -> bool:
         """Load the referenced model now; on failure keep the old one and the reason."""
-        with self._lock:
-            try:
-                predictor = Predictor(self._read())
-            except ModelapiError as exc:
-                self._fail(exc)
-                return False
-            except Exception as exc:  # boto3/OS faults arrive as many types; the reason is logged.
-                self._fail(exc)
-                return False
-            self._swap(predictor)
-            return True
+        return self._load(None)
 
     def refresh(self) -> bool:
         """Load the version the reference names now, if it differs; return whether it swapped."""
@@ -81,15 +72,33 @@ class ModelSource:
         if self.ref.path is not None or self.ref.version is not None:
             return False
         try:
-            version = resolve_version(self._open_store(), self.ref)
-        except Exception as exc:
+            located = locate(self.ref, self._open_store())
+        except Exception as exc:  # a store fault must not stop serving the current model
             logger.warning(
                 "model check failed for %s, keeping %s: %s", self.ref, current.model_id, exc
             )
             return False
-        if version == current.manifest.version:
+        if (located[0].uri, located[1]) == self._origin:
             return False
-        return self.load()
+        return self._load(located)
+
+    def _load(self, located: tuple[ModelStore, int] | None) -> bool:
+        with self._lock:
+            try:
+                if self.ref.path is not None:
+                    bundle = read_bundle(self.ref.path, serving_only=True)
+                    origin = (self.ref.path, bundle.manifest.version)
+                else:
+                    store, version = located or locate(self.ref, self._open_store())
+                    bundle = store.read(self.ref.name, version, serving_only=True)
+                    origin = (store.uri, version)
+                predictor = Predictor(bundle)
+            except Exception as exc:  # boto3/OS faults arrive as many types; the reason is logged.
+                self._fail(exc)
+                return False
+            self._swap(predictor)
+            self._origin = origin
+            return True
 
     def refresh_if_due(self) -> None:
         """Refresh when the reload interval has passed since the last check (0 = never)."""
@@ -98,10 +107,6 @@ class ModelSource:
             and time.monotonic() - self._checked_at >= self.reload_interval_s
         ):
             self.refresh()
-
-    def _read(self) -> Bundle:
-        store = self._open_store() if self.ref.path is None else None
-        return load_bundle(self.ref, store, serving_only=True)
 
     def _open_store(self) -> ModelStore:
         if self._store is None:

@@ -100,3 +100,18 @@ def test_a_bundle_folder_is_served_directly(builtin_bundle: Bundle, tmp_path: Pa
     source = ModelSource(str(folder), None)
     assert source.get().model_id == "diabetes:1"
     assert read_bundle(folder).manifest == builtin_bundle.manifest
+
+
+def test_refresh_moves_from_the_builtin_model_to_a_stored_one(
+    tmp_path: Path, builtin_bundle: Bundle, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = LocalStore(tmp_path / "models")
+    source = ModelSource("diabetes", store.uri)
+    assert source.get().model_id == "diabetes:1"
+    with caplog.at_level(logging.WARNING):
+        assert source.refresh() is False
+    assert "check failed" not in caplog.text
+    store.put(builtin_bundle)
+    assert source.refresh() is True
+    assert source.get().model_id == "diabetes:1"
+    assert source.refresh() is False
