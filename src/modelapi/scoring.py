@@ -23,7 +23,10 @@ import csv
 import importlib
 import io
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from itertools import chain
 from typing import BinaryIO, Protocol
 
@@ -52,6 +55,8 @@ _SERVER_FIELD = re.compile(r"\[(\d+)\]\.?(.*)")
 
 class BlockScorer(Protocol):
     """Scores the rows of one CSV layout (its header is fixed when the scorer is made)."""
+
+    parallel: bool  # whether blocks may be scored on several threads at once
 
     def score_block(self, block: bytes, first_line: int) -> bytes | None:
         """Output lines for a block of plain `\\n`-ended lines, or None for the record path."""
@@ -100,6 +105,8 @@ class LocalScorer:
     `linear` is the model's `linear.json` spec when it is served from one: with numpy
     installed and every feature numeric, plain blocks then take the columnar path.
     """
+
+    parallel = True
 
     def __init__(
         self, predictor: Predictor, header: Sequence[str], *, linear: LinearSpec | None = None
@@ -159,6 +166,8 @@ class RemoteScorer:
     feature columns are sent; requests hold at most `request_rows` rows and are halved when
     the server answers 413 (a body or row limit).
     """
+
+    parallel = False  # one kept-alive connection
 
     def __init__(
         self,
@@ -366,12 +375,15 @@ def score_csv(
     scorer_for: Callable[[Record], tuple[BlockScorer, list[str]]],
     *,
     chunk_rows: int = 16_384,
+    threads: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Score a CSV stream into `out`; return the number of rows scored.
 
     `scorer_for(header)` gives the scorer for the file's header and the answer column names.
-    `progress(n_bytes)` is called after each block with the bytes read since the last call.
+    With `threads` > 1 and a scorer that allows it, plain blocks are scored on that many
+    threads (numpy works outside the GIL), written in order; at most threads + 1 blocks are
+    held. `progress(n_bytes)` is called after each block is written with the bytes it read.
     Raise InvalidInput naming the first bad line (rows before it are already written).
     """
     lines = _Lines(source)
@@ -390,27 +402,67 @@ def score_csv(
     header = found[0][0] if found else []
     scorer, answers = scorer_for(header)
     out.write(_csv_line([*header, *answers]) + b"\n")
-    reported = n_rows = 0
-    while block := lines.take(chunk_rows):
-        plain = _plain(block)
-        written = None if plain is None else scorer.score_block(plain, line_no + 1)
-        if written is not None and plain is not None:
-            n_rows += plain.count(b"\n")
-            line_no += plain.count(b"\n")
-        else:
+    n_rows = 0
+    pending: deque[tuple[Future[bytes] | bytes, int]] = deque()
+    reported = lines.bytes_read
+
+    def write(keep: int) -> None:
+        nonlocal reported
+        while len(pending) > keep:
+            job, read = pending.popleft()
+            out.write(job.result() if isinstance(job, Future) else job)
+            if progress is not None:
+                progress(read - reported)
+            reported = read
+
+    threads = threads if scorer.parallel else 1
+    with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
+        while block := lines.take(chunk_rows):
+            plain = _plain(block)
+            if plain is not None:
+                if pool is None:
+                    pending.append((_score_plain(scorer, plain, line_no + 1), lines.bytes_read))
+                else:
+                    job = pool.submit(_score_plain, scorer, plain, line_no + 1)
+                    pending.append((job, lines.bytes_read))
+                n_block = plain.count(b"\n")
+                n_rows += n_block
+                line_no += n_block
+                write(threads)
+                continue
+            write(0)
             text_lines = io.StringIO(_decode(block, line_no + 1), newline="").readlines()
-            records, last = _read_records(
-                chain(text_lines, more()), line_no + 1, line_no + len(text_lines)
+            written, n_records, line_no = _score_records(
+                scorer, chain(text_lines, more()), line_no + 1, line_no + len(text_lines)
             )
-            cells = scorer.score_records([r for r, _ in records], [n for _, n in records])
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerows(r + c for (r, _), c in zip(records, cells, strict=True))
-            written = buffer.getvalue().encode()
-            n_rows += len(records)
-            line_no = last
-        out.write(written)
-        if progress is not None:
-            progress(lines.bytes_read - reported)
-            reported = lines.bytes_read
+            n_rows += n_records
+            pending.append((written, lines.bytes_read))
+            write(0)
+        write(0)
     return n_rows
+
+
+def _score_plain(scorer: BlockScorer, plain: bytes, first_line: int) -> bytes:
+    """A plain block: the scorer's block path, else the record path on its lines alone
+    (a block without quotes has no record that runs past its end)."""
+    written = scorer.score_block(plain, first_line)
+    if written is not None:
+        return written
+    text_lines = io.StringIO(plain.decode("utf-8"), newline="").readlines()
+    written, _, _ = _score_records(
+        scorer, iter(text_lines), first_line, first_line + len(text_lines) - 1
+    )
+    return written
+
+
+def _score_records(
+    scorer: BlockScorer, lines: Iterator[str], first_line: int, until_line: int
+) -> tuple[bytes, int, int]:
+    """Output lines for the records from first_line through until_line, how many records
+    there were, and the last line read (later than until_line if a quoted cell ran on)."""
+    records, last = _read_records(lines, first_line, until_line)
+    cells = scorer.score_records([r for r, _ in records], [n for _, n in records])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows(r + c for (r, _), c in zip(records, cells, strict=True))
+    return buffer.getvalue().encode(), len(records), last

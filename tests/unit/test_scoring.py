@@ -70,14 +70,21 @@ NUMERIC_MODELS = {
 }
 
 
-def run(predictor: Predictor, data: bytes, *, linear: LinearSpec | None, chunk_rows: int) -> bytes:
+def run(
+    predictor: Predictor,
+    data: bytes,
+    *,
+    linear: LinearSpec | None,
+    chunk_rows: int,
+    threads: int = 1,
+) -> bytes:
     """Score `data` the way `modelapi predict` does; the bytes written."""
     out = io.BytesIO()
 
     def scorer_for(header: list[str]) -> tuple[LocalScorer, list[str]]:
         return LocalScorer(predictor, header, linear=linear), answer_columns(predictor.manifest)
 
-    score_csv(io.BytesIO(data), out, scorer_for, chunk_rows=chunk_rows)
+    score_csv(io.BytesIO(data), out, scorer_for, chunk_rows=chunk_rows, threads=threads)
     return out.getvalue()
 
 
@@ -305,3 +312,27 @@ def test_probabilities_have_fifteen_decimals(p: float) -> None:
     text = format_probability(p)
     assert len(text.split(".")[1]) == 15
     assert math.isclose(float(text), p, abs_tol=5.1e-16)
+
+
+@pytest.mark.parametrize("linear", [True, False])
+def test_threads_keep_the_order_and_report_the_first_bad_line(linear: bool) -> None:
+    predictor, spec = NUMERIC_MODELS["binary"]
+    lines = [f"{i},{i / 7:.4f},{-i}" for i in range(200)]
+    data = ("X,Y val,Z\n" + "\n".join(lines) + "\n").encode()
+    one = run(predictor, data, linear=spec if linear else None, chunk_rows=1000)
+    many = run(predictor, data, linear=spec if linear else None, chunk_rows=5, threads=3)
+    assert many == one
+    lines[150], lines[180] = "1,x,2", "y,1,2"
+    data = ("X,Y val,Z\n" + "\n".join(lines) + "\n").encode()
+    out = io.BytesIO()
+    with pytest.raises(InvalidInput, match=r"^line 152, y_val: must be a number$"):
+        score_csv(
+            io.BytesIO(data),
+            out,
+            lambda h: (LocalScorer(predictor, h, linear=spec), answer_columns(predictor.manifest)),
+            chunk_rows=5,
+            threads=3,
+        )
+    written = out.getvalue().splitlines()
+    assert written == one.splitlines()[: len(written)]
+    assert len(written) <= 151

@@ -58,6 +58,13 @@ ScorerFor = Callable[[list[str]], tuple[BlockScorer, list[str]]]
     show_default=True,
     help="Seconds to wait for each answer from a server.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=min(4, os.cpu_count() or 1),
+    show_default="CPUs, at most 4",
+    help="Threads scoring blocks in process (numpy's work runs outside the GIL).",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 def predict(
     model: str,
@@ -67,6 +74,7 @@ def predict(
     chunk_rows: int,
     api_key: str | None,
     timeout_s: float,
+    threads: int,
     progress: bool,
 ) -> None:
     """Score INPUT (a CSV file, '-' for stdin) with a model; write its columns plus answers.
@@ -85,7 +93,9 @@ def predict(
         _output(output) as out,
         _progress_bar(total_bytes if progress and sys.stderr.isatty() else None) as update,
     ):
-        n_rows = score_csv(source, out, scorer_for, chunk_rows=chunk_rows, progress=update)
+        n_rows = score_csv(
+            source, out, scorer_for, chunk_rows=chunk_rows, threads=threads, progress=update
+        )
     seconds = time.perf_counter() - started
     rate = f", {n_rows / seconds:,.0f} rows/s" if seconds > 0 and n_rows else ""
     where = "standard output" if output == "-" else output
