@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from itertools import chain
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -126,7 +125,7 @@ class ColumnarScorer:
         scaled = np.zeros(n_cells)
         n_digits = np.zeros(n_cells, dtype=np.int8)
         n_dots = np.zeros(n_cells, dtype=np.int8)
-        dot_at = np.full(n_cells, width, dtype=np.int8)
+        decimals = np.zeros(n_cells, dtype=np.int64)
         at = cell_ends.copy()
         for k in range(width):
             char = padded[at]
@@ -144,14 +143,13 @@ class ColumnarScorer:
             scaled += char
             n_digits += is_digit
             n_dots += is_dot
-            np.copyto(dot_at, k, where=is_dot)
+            decimals += is_dot * (width - 1 - k)
         first = buf[cell_starts]
         signed = (first == _PLUS) | (first == _MINUS)
         if (lengths - n_digits - n_dots - signed).any() or (n_dots > 1).any():
             return None
         if not n_digits.all() or (n_digits > _MAX_DIGITS).any() or (scaled >= _EXACT_LIMIT).any():
             return None
-        decimals = (width - 1 - dot_at.astype(np.int64)).clip(min=0)
         whole = np.floor(scaled / self._pow10[decimals + 1])
         mantissa = np.where(n_dots > 0, scaled - 9.0 * whole * self._pow10[decimals], scaled)
         values = mantissa / self._pow10[decimals]
@@ -204,16 +202,18 @@ class ColumnarScorer:
                 text[:, at + 1 : at + 1 + column.shape[1]] = column
                 at += 1 + column.shape[1]
             text[:, at] = _NEWLINE
-            flat = text.tobytes()
-            pieces = [flat[i : i + width] for i in range(0, len(flat), width)]
+            # Answer text has no CR, so splitlines cuts exactly at each row's newline.
+            pieces = text.tobytes().splitlines(keepends=True)
             if self._label_matrix is None:
                 names = [b"," + label for label in self._labels]
                 pieces = [
                     names[k] + piece for k, piece in zip(labels.tolist(), pieces, strict=True)
                 ]
-        # Each input line followed by its answer cells; split leaves one empty piece after
-        # the last newline, which zip drops.
-        return b"".join(chain.from_iterable(zip(block.split(b"\n"), pieces, strict=False)))
+        # Each input line (split drops its newline) followed by its answer cells.
+        interleaved = [b""] * (2 * len(pieces))
+        interleaved[0::2] = block.split(b"\n")[: len(pieces)]
+        interleaved[1::2] = pieces
+        return b"".join(interleaved)
 
     def _fixed(self, p: Floats) -> Bytes:
         """`0.123456789012345` per row: rint(p * 1e15), the arithmetic of `format_probability`."""
