@@ -287,7 +287,7 @@ class _Lines:
         parts = [self._pending]
         have = self._pending.count(b"\n")
         while have < n_lines and not self._eof:
-            piece = self._raw.read(max(4096, int((n_lines - have) * self._bytes_per_line * 1.1)))
+            piece = self._raw.read(max(4096, int((n_lines - have) * self._bytes_per_line * 1.02)))
             if not piece:
                 self._eof = True
                 break
