@@ -15,11 +15,28 @@ from modelapi.predictor import Predictor
 from modelapi.store.builtin import BUILTIN_ROOT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Set (to "1") to run the long variants of the adversarial tests; `pytest --long` sets it too.
+LONG_TESTS_ENV = "MODELAPI_LONG_TESTS"
 # The exact Pima example body that existing clients send.
 PIMA_EXAMPLE = (
     b'{"pregnancies": 2, "glucose": 148, "blood_pressure": 72, "skin_thickness": 35,'
     b' "insulin": 0, "bmi": 33.6, "diabetes_pedigree_function": 0.674, "age": 22}'
 )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add --long: the long variants of the adversarial tests (see docs/TESTING.md)."""
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help=f"run the long fuzzing, fault and soak variants (same as {LONG_TESTS_ENV}=1)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pass --long on as the environment variable, which test modules read when collected."""
+    if config.getoption("--long"):
+        os.environ[LONG_TESTS_ENV] = "1"
 
 
 @pytest.fixture(scope="session")

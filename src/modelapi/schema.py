@@ -35,8 +35,11 @@ Value = float | str
 Row = list[Value]
 
 # Numeric strings are accepted because the original service cast with int()/float(); float()
-# alone would also take "nan", "inf" and "1_000", which a JSON client never means.
-_NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+# alone would also take "nan", "inf" and "1_000", which a JSON client never means. The space
+# around is what float() strips: \s less the separators \x1c-\x1f, which float() refuses.
+_NUMERIC_TEXT = re.compile(
+    r"[^\S\x1c-\x1f]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[^\S\x1c-\x1f]*"
+)
 _MAX_NAME_CHARS = 64
 
 
@@ -115,7 +118,8 @@ class FeatureTable:
             return None
         try:
             decoded = self._decoder.decode(body)
-        except msgspec.DecodeError:
+        # Invalid UTF-8 inside a string raises UnicodeDecodeError; parse_rows's path names it.
+        except (msgspec.DecodeError, UnicodeDecodeError):
             return None
         is_batch = type(decoded) is list
         items: list[object] = decoded if is_batch else [decoded]  # type: ignore[assignment]
