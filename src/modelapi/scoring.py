@@ -32,6 +32,7 @@ from typing import BinaryIO, Protocol
 
 from modelapi.batch import answer_columns
 from modelapi.bundle import Manifest
+from modelapi.client import ServerError
 from modelapi.columnar import ColumnarScorer, format_probability
 from modelapi.errors import FieldError, InvalidInput, MalformedBody, PayloadTooLarge
 from modelapi.formats import Prediction
@@ -234,18 +235,29 @@ class RemoteScorer:
         return answers
 
     def _cells(self, answer: bytes, expected_rows: int) -> list[Record]:
-        reader = csv.reader(io.StringIO(answer.decode("utf-8"), newline=""))
-        header = next(reader, None)
-        rows = [row for row in reader if row]
-        if header != self._answer_columns or len(rows) != expected_rows:
-            raise MalformedBody(
-                "answer",
-                f"the server's CSV answer does not have {expected_rows} rows of"
-                f" {', '.join(self._answer_columns)}; is it a modelapi server for this model?",
-            )
-        if self._is_classifier:
-            return [[row[0], *(format_probability(float(p)) for p in row[1:])] for row in rows]
-        return [[repr(float(row[0]))] for row in rows]
+        """The answer cells from the server's CSV answer, checked and in the output format."""
+        width = len(self._answer_columns)
+        try:
+            reader = csv.reader(io.StringIO(answer.decode("utf-8"), newline=""))
+            header = next(reader, None)
+            rows = [row for row in reader if row]
+            if (
+                header == self._answer_columns
+                and len(rows) == expected_rows
+                and all(len(row) == width for row in rows)
+            ):
+                if self._is_classifier:
+                    return [
+                        [row[0], *(format_probability(float(p)) for p in row[1:])] for row in rows
+                    ]
+                return [[repr(float(row[0]))] for row in rows]
+        except (UnicodeDecodeError, csv.Error, ValueError, IndexError):
+            pass
+        raise ServerError(
+            f"the server's CSV answer is not {expected_rows} rows of"
+            f" {', '.join(self._answer_columns)}; is it a modelapi server for this model?",
+            200,
+        )
 
 
 def _at_lines(exc: InvalidInput, lines: Sequence[int]) -> InvalidInput:

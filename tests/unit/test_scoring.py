@@ -5,20 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 
 import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelapi.batch import answer_columns
+from modelapi.batch import answer_columns, predict_csv
 from modelapi.bundle import Bundle, Manifest, artifact_entry
+from modelapi.client import ServerError
 from modelapi.columnar import format_probability
-from modelapi.errors import InvalidInput
+from modelapi.errors import InvalidInput, PayloadTooLarge
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature, Target
-from modelapi.scoring import LocalScorer, feature_columns, score_csv
+from modelapi.scoring import LocalScorer, RemoteScorer, feature_columns, score_csv
 from tests.http.toy_models import toy_predictor
 
 pytest.importorskip("numpy")
@@ -336,3 +338,55 @@ def test_threads_keep_the_order_and_report_the_first_bad_line(linear: bool) -> N
     written = out.getvalue().splitlines()
     assert written == one.splitlines()[: len(written)]
     assert len(written) <= 151
+
+
+def remote_run(
+    predictor: Predictor, data: bytes, post: Callable[[bytes], bytes], request_rows: int
+) -> bytes:
+    """Score through RemoteScorer with `post` standing in for the HTTP call."""
+    out = io.BytesIO()
+
+    def scorer_for(header: list[str]) -> tuple[RemoteScorer, list[str]]:
+        scorer = RemoteScorer(post, predictor.manifest, header, request_rows=request_rows)
+        return scorer, answer_columns(predictor.manifest)
+
+    score_csv(io.BytesIO(data), out, scorer_for, chunk_rows=16)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("extra_column", [False, True])
+def test_remote_scoring_halves_requests_on_413_and_names_file_lines(extra_column: bool) -> None:
+    predictor, _ = NUMERIC_MODELS["binary"]
+    lines = [f"{i},{i / 3:.3f},{-i}" + (f",id{i}" if extra_column else "") for i in range(40)]
+    header = "X,Y val,Z" + (",id" if extra_column else "")
+    data = (header + "\n" + "\n".join(lines) + "\n").encode()
+    sizes: list[int] = []
+
+    def post(body: bytes) -> bytes:
+        assert body.startswith(b"X,Y val,Z\n")  # only the features go to the server
+        sizes.append(body.count(b"\n") - 1)
+        if sizes[-1] > 3:
+            raise PayloadTooLarge("body", "must hold at most 3 rows")
+        return predict_csv(predictor, body, 3)  # the server's own CSV path
+
+    remote = remote_run(predictor, data, post, request_rows=8)
+    local = run(predictor, data, linear=None, chunk_rows=16)
+    assert remote == local
+    assert sizes[:3] == [8, 4, 2]
+    assert max(sizes[1:]) == 4
+    assert sum(s for s in sizes if s <= 3) == 40
+    lines[25] = "1,2,x" + (",id" if extra_column else "")
+    data = (header + "\n" + "\n".join(lines) + "\n").encode()
+    with pytest.raises(InvalidInput, match=r"^line 27, z: must be a number$"):
+        remote_run(predictor, data, post, request_rows=8)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"", b"y,probability_0\n1,0.5\n", b"y,probability_0,probability_1\n1,0.5\n", b"\xff"],
+)
+def test_a_server_answer_that_does_not_fit_is_a_server_error(answer: bytes) -> None:
+    predictor, _ = NUMERIC_MODELS["binary"]
+    data = b"X,Y val,Z\n1,2,3\n4,5,6\n"
+    with pytest.raises(ServerError, match="is not 2 rows of y, probability_0, probability_1"):
+        remote_run(predictor, data, lambda body: answer, request_rows=8)
