@@ -13,12 +13,9 @@ proxy's 502, say) is a `ServerError` carrying `status`. No connection is `Server
 
 from __future__ import annotations
 
-import http.client
-import socket
-import ssl
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import overload
+from typing import TYPE_CHECKING, overload
 from urllib.parse import urlsplit
 
 import msgspec
@@ -36,6 +33,9 @@ from modelapi.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+
+if TYPE_CHECKING:
+    import http.client
 
 __all__ = ["Client", "ServerError", "ServerUnreachable"]
 
@@ -173,6 +173,10 @@ class Client:
     def _request(
         self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        # Imported here: http.client and ssl would add tens of milliseconds to every
+        # `import modelapi`, the serving start-up and the Lambda cold start included.
+        import http.client
+
         headers = dict(self._headers)
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -200,6 +204,9 @@ class Client:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _connect(self) -> http.client.HTTPConnection:
+        import http.client
+        import ssl
+
         if self._https:
             return http.client.HTTPSConnection(
                 self._host,
@@ -211,7 +218,9 @@ class Client:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | socket.timeout):
+    import socket
+
+    if isinstance(exc, TimeoutError):
         return "no answer within the timeout; is the server up, and is timeout_s long enough?"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused; is the server running on this host and port?"
