@@ -1,0 +1,178 @@
+"""Start servers pinned to a core, time them to their first correct answer, read their memory."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "CLIENT_CPU",
+    "SERVER_CPU",
+    "Answer",
+    "Server",
+    "free_port",
+    "pin_self",
+    "pinned",
+    "post",
+    "rss_bytes",
+    "run_measured",
+    "start_server",
+]
+
+SERVER_CPU, CLIENT_CPU = 0, 1
+Check = Callable[["Answer"], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer: status and body."""
+
+    status: int
+    body: bytes
+
+    def json(self) -> object:
+        """The body decoded as JSON."""
+        return json.loads(self.body)
+
+
+def pin_self() -> bool:
+    """Pin this process (the load generator) to CLIENT_CPU; False when there is one core."""
+    if len(os.sched_getaffinity(0)) < 2 or (os.cpu_count() or 1) < 2:
+        return False
+    os.sched_setaffinity(0, {CLIENT_CPU})
+    return True
+
+
+def pinned(command: Sequence[str], cpu: int | None = SERVER_CPU) -> list[str]:
+    """The command run under `taskset -c cpu` (the command keeps its process id)."""
+    return [*(["taskset", "-c", str(cpu)] if cpu is not None else []), *command]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def post(
+    port: int, path: str, body: bytes, content_type: str = "application/json", timeout_s: float = 5
+) -> Answer:
+    """POST a body to 127.0.0.1:port on a new connection; raise OSError when it fails."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        connection.request("POST", path, body, {"Content-Type": content_type})
+        response = connection.getresponse()
+        return Answer(response.status, response.read())
+    finally:
+        connection.close()
+
+
+@dataclass(slots=True)
+class Server:
+    """A server process and the seconds from its launch to its first correct answer."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    first_answer_s: float
+
+    @property
+    def url(self) -> str:
+        """Its base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Stop it (SIGINT, then SIGKILL after 10 s)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(
+    name: str,
+    command: Sequence[str],
+    port: int,
+    probe: bytes,
+    check: Check,
+    *,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 60,
+) -> Server:
+    """Launch a server and POST `probe` to /predict until `check` accepts the answer.
+
+    The time from launch to that answer is its cold start; its output goes to `log`. Raises
+    RuntimeError when the process exits or the deadline passes first.
+    """
+    with log.open("wb") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            list(command),
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = started + timeout_s
+    while time.perf_counter() < deadline:
+        if process.poll() is not None:
+            error = log.read_text(errors="replace").strip()[-800:]
+            raise RuntimeError(f"{name} exited with {process.returncode}: {error}")
+        try:
+            answer = post(
+                port, "/predict", probe, timeout_s=max(0.1, deadline - time.perf_counter())
+            )
+        except OSError:
+            time.sleep(0.001)
+            continue
+        if check(answer):
+            return Server(name, process, port, time.perf_counter() - started)
+        process.kill()
+        raise RuntimeError(f"{name} answered {answer.status} {answer.body[:200]!r}")
+    process.kill()
+    raise RuntimeError(f"{name} did not answer within {timeout_s:g} s")
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident set size of a running process, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def run_measured(
+    command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, int, str]:
+    """Run a command to its end: (wall seconds, peak RSS bytes, stderr). Raise when it fails."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        list(command),
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    stderr = process.stderr.read().decode(errors="replace")
+    # wait4 gives this child's own peak RSS (getrusage would mix every child's).
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({process.returncode}): {stderr.strip()[-800:]}")
+    return seconds, usage.ru_maxrss * 1024, stderr
