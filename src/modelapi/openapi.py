@@ -189,11 +189,8 @@ def answer_schema(manifest: Manifest) -> dict[str, object]:
     """The JSON schema of one answer: the label (and class probabilities) or the value."""
     key = manifest.target.key
     if manifest.classes is None:
-        # JSON has no infinity: a prediction past the range of a double is sent as null.
-        value = {
-            "type": ["number", "null"],
-            "description": "The predicted value (null if it overflows a double).",
-        }
+        # JSON has no infinity: a prediction past the range of a double is refused (422).
+        value = {"type": "number", "description": "The predicted value."}
         return {
             "type": "object",
             "title": "Answer",

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Sequence
 from types import ModuleType
 
 from modelapi.bundle import SERVING_ARTIFACTS, Bundle, Manifest
-from modelapi.errors import BundleError, MissingExtra
+from modelapi.errors import BundleError, FieldError, InvalidInput, MissingExtra
 from modelapi.formats import Model, Prediction
 from modelapi.formats.linear import FILE_NAME as LINEAR_FILE
 from modelapi.formats.linear import LinearModel
 from modelapi.schema import FeatureTable, Row
 
-__all__ = ["Predictor", "require"]
+__all__ = ["OUT_OF_RANGE", "Predictor", "require"]
+
+OUT_OF_RANGE = (
+    "prediction is out of range (not a finite number); "
+    "send feature values nearer those the model was trained on"
+)
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -51,5 +57,20 @@ class Predictor:
         self.model_id = bundle.manifest.model_id
 
     def predict(self, rows: Sequence[Row]) -> list[Prediction]:
-        """Predict rows already validated by `self.features`."""
-        return self.model.predict(rows)
+        """Predict rows already validated by `self.features`.
+
+        Raises InvalidInput naming each row (`body` for a single one) whose prediction is not a
+        finite number: features far enough outside the training data can overflow a double,
+        and JSON would carry that as null, an answer that looks like one but is not.
+        """
+        predictions = self.model.predict(rows)
+        bad = [
+            index
+            for index, (value, probs) in enumerate(predictions)
+            if (probs is None and type(value) is float and not math.isfinite(value))
+            or (probs is not None and not math.isfinite(sum(probs)))
+        ]
+        if bad:
+            where = ["body"] if len(rows) == 1 else [f"[{index}]" for index in bad]
+            raise InvalidInput.of([FieldError(field, OUT_OF_RANGE) for field in where])
+        return predictions

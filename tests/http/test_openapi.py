@@ -18,7 +18,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from modelapi.app import App
 from modelapi.bundle import Bundle
 from modelapi.config import Settings
-from modelapi.predictor import Predictor
+from modelapi.predictor import OUT_OF_RANGE, Predictor
 from modelapi.service import Request
 from tests.conftest import PIMA_EXAMPLE
 from tests.http.toy_models import running_app, toy_predictor
@@ -195,6 +195,11 @@ def test_every_row_the_schema_allows_is_predicted(
         def check(row: dict[str, object]) -> None:
             features.validate(row)
             response = app.service.handle(Request("POST", "/predict", {}, json.dumps(row).encode()))
+            if task == "regression" and response.status == 422:
+                # Values near a double's limit can overflow the prediction itself: refused.
+                reasons = [d["reason"] for d in json.loads(response.body)["details"]]
+                assert reasons == [OUT_OF_RANGE], response.body
+                return
             assert response.status == 200, response.body
             answers.validate(json.loads(response.body))
 
