@@ -1,0 +1,213 @@
+"""The benchmark harness's pure parts: reading wrk's report, flattening results, judging targets."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from benchmarks.csv_run import parse_scored
+from benchmarks.profiling import summarise
+from benchmarks.run import flatten
+from benchmarks.targets import TARGETS, format_table, judge
+from benchmarks.wrk import parse_duration_s, parse_wrk_output
+
+WRK_REPORT = """\
+Running 5s test @ http://127.0.0.1:41234/predict
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   712.45us  210.10us  12.30ms   93.12%
+    Req/Sec    45.10k     1.20k   47.30k    82.00%
+  Latency Distribution
+     50%  680.00us
+     75%  750.00us
+     90%  840.00us
+     99%    1.92ms
+  224417 requests in 5.01s, 38.10MB read
+  Socket errors: connect 1, read 2, write 3, timeout 4
+  Non-2xx or 3xx responses: 17
+Requests/sec:  44793.81
+Transfer/sec:      7.60MB
+"""
+WRK_JSON = (
+    'WRK_JSON {"requests": 224417, "duration_us": 5010000, "bytes": 39950000, "connect": 1,'
+    ' "read": 2, "write": 3, "status": 17, "timeout": 4, "mean_us": 712.4, "max_us": 12300,'
+    ' "p50_us": 679, "p90_us": 841, "p99_us": 1921, "p999_us": 4512}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("680.00us", 680e-6), ("1.92ms", 1.92e-3), ("2.00s", 2.0), ("1.50m", 90.0), (" 3us ", 3e-6)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert math.isclose(parse_duration_s(text), seconds)
+
+
+@pytest.mark.parametrize("text", ["", "12", "1.2 parsecs", "ms"])
+def test_parse_duration_refuses_what_is_not_one(text: str) -> None:
+    with pytest.raises(ValueError, match="not a wrk duration"):
+        parse_duration_s(text)
+
+
+def test_parse_human_report() -> None:
+    result = parse_wrk_output(WRK_REPORT)
+    assert result.requests == 224417
+    assert math.isclose(result.duration_s, 5.01)
+    assert math.isclose(result.requests_per_s, 44793.81)
+    assert math.isclose(result.latency_s["p50"], 680e-6)
+    assert math.isclose(result.latency_s["p99"], 1.92e-3)
+    assert set(result.latency_s) == {"p50", "p75", "p90", "p99"}
+    assert result.socket_errors == {"connect": 1, "read": 2, "write": 3, "timeout": 4}
+    assert result.non_2xx == 17
+    assert result.errors == 17 + 1 + 2 + 3 + 4
+
+
+def test_json_line_adds_p999_and_exact_counters() -> None:
+    result = parse_wrk_output(WRK_REPORT + WRK_JSON)
+    assert math.isclose(result.latency_s["p999"], 4512e-6)
+    assert math.isclose(result.latency_s["p99"], 1921e-6)
+    assert math.isclose(result.requests_per_s, 224417 / 5.01)
+    assert result.errors == 27
+    figures = result.as_dict()
+    assert figures["latency_ms"] == pytest.approx(  # type: ignore[comparison-overlap]
+        {
+            "p50": 0.679,
+            "p75": 0.75,
+            "p90": 0.841,
+            "p99": 1.921,
+            "p999": 4.512,
+            "max": 12.3,
+            "mean": 0.7124,
+        }
+    )
+
+
+def test_clean_report_counts_no_errors() -> None:
+    clean = "\n".join(
+        line for line in WRK_REPORT.splitlines() if "errors" not in line and "Non-2xx" not in line
+    )
+    result = parse_wrk_output(clean)
+    assert result.errors == 0
+    assert result.socket_errors == {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+
+
+def test_a_failed_wrk_run_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a wrk report"):
+        parse_wrk_output("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def passing_figures() -> dict[str, float]:
+    """Figures that meet every target, from nested results as the runner writes them."""
+    results = {
+        "single_row": {
+            "ceiling": {"requests_per_s": 50_000.0},
+            "modelapi": {"requests_per_s": 40_000.0, "latency_ms": {"p99": 2.0}, "errors": 0},
+            "naive": {"requests_per_s": 4_000.0},
+        },
+        "batch": {"modelapi": {"rows_per_s": 2_500_000, "errors": 0}},
+        "cold_start": {"modelapi": {"median_s": 0.2, "runs_s": [0.2, 0.3]}},
+        "lambda": {
+            "python": "/usr/bin/python3.12",
+            "embedded": {
+                "zipped_bytes": 300_000,
+                "cold_start_median_ms": 60.0,
+                "warm_p50_us": 20.0,
+            },
+            "s3": {"cold_start_median_ms": 150.0},
+        },
+        "memory": {"modelapi": {"rss_bytes": 40_000_000}},
+        "predict": {
+            "rows_250000": {"peak_rss_bytes": 50_000_000},
+            "rows_1000000": {"rows_per_s": 1_500_000, "peak_rss_bytes": 52_000_000},
+        },
+    }
+    return flatten(results)
+
+
+def test_flatten_names_every_number_and_skips_the_rest() -> None:
+    figures = passing_figures()
+    assert figures["single_row.modelapi.p99_ms"] == 2.0
+    assert figures["lambda.embedded.zipped_bytes"] == 300_000
+    assert not [name for name in figures if "python" in name or "runs_s" in name]
+    assert flatten({"a": {"ok": True, "n": 1}}) == {"a.n": 1.0}
+
+
+def test_every_target_passes_on_figures_that_meet_it() -> None:
+    verdicts = judge(passing_figures())
+    assert len(verdicts) == len(TARGETS)
+    assert [v.target.name for v in verdicts if not v.passed] == []
+
+
+@pytest.mark.parametrize(
+    ("figure", "value", "failed"),
+    [
+        ("single_row.ceiling.requests_per_s", 70_000.0, "single row vs ceiling"),
+        ("single_row.naive.requests_per_s", 5_100.0, "single row vs naive"),
+        ("single_row.modelapi.p99_ms", 5.01, "single row p99"),
+        ("single_row.modelapi.errors", 1, "single row + batch errors"),
+        ("batch.modelapi.errors", 1, "single row + batch errors"),
+        ("batch.modelapi.rows_per_s", 1_999_999, "batch rows/s"),
+        ("cold_start.modelapi.median_s", 0.31, "serve cold start"),
+        ("lambda.embedded.zipped_bytes", 1_000_001, "Lambda zip size"),
+        ("lambda.s3.cold_start_median_ms", 301, "Lambda cold start, S3"),
+        ("lambda.embedded.cold_start_median_ms", 101, "Lambda cold start, embedded"),
+        ("lambda.embedded.warm_p50_us", 51, "Lambda warm p50"),
+        ("memory.modelapi.rss_bytes", 60_000_001, "server RSS after load"),
+        ("predict.rows_1000000.rows_per_s", 999_999, "predict CSV rows/s"),
+        ("predict.rows_1000000.peak_rss_bytes", 55_000_001, "predict CSV memory flat"),
+    ],
+)
+def test_one_figure_past_its_bound_fails_exactly_its_target(
+    figure: str, value: float, failed: str
+) -> None:
+    figures = passing_figures()
+    figures[figure] = value
+    assert [v.target.name for v in judge(figures) if not v.passed] == [failed]
+
+
+def test_bounds_are_inclusive() -> None:
+    figures = passing_figures()
+    figures["single_row.modelapi.p99_ms"] = 5.0
+    figures["single_row.modelapi.requests_per_s"] = 0.6 * 50_000
+    figures["single_row.naive.requests_per_s"] = 0.6 * 50_000 / 8
+    figures["lambda.embedded.warm_p50_us"] = 50
+    assert all(v.passed for v in judge(figures))
+
+
+def test_a_missing_figure_is_not_measured_and_fails() -> None:
+    figures = passing_figures()
+    del figures["lambda.s3.cold_start_median_ms"]
+    figures["single_row.ceiling.requests_per_s"] = 0.0
+    verdicts = {v.target.name: v for v in judge(figures)}
+    assert verdicts["Lambda cold start, S3"].measured is None
+    assert not verdicts["Lambda cold start, S3"].passed
+    assert verdicts["single row vs ceiling"].measured is None
+    table = format_table(list(verdicts.values()))
+    assert "not measured" in table
+
+
+def test_table_has_one_row_per_target_with_its_result() -> None:
+    figures = passing_figures()
+    figures["batch.modelapi.rows_per_s"] = 1_000_000
+    lines = format_table(judge(figures)).splitlines()
+    assert len(lines) == 2 + len(TARGETS)
+    assert len({len(line) for line in lines}) == 1  # columns line up
+    (batch,) = [line for line in lines if line.startswith("| batch rows/s")]
+    assert "1,000,000 rows/s" in batch
+    assert batch.rstrip(" |").endswith("FAIL")
+    assert sum(line.rstrip(" |").endswith("PASS") for line in lines) == len(TARGETS) - 1
+
+
+def test_parse_scored_line_of_modelapi_predict() -> None:
+    line = "scored 1000000 rows with diabetes:1 in 1.42 s, 704,225 rows/s -> out.csv\n"
+    assert parse_scored(line) == (1_000_000, 1.42)
+    assert parse_scored("error: x.csv: does not exist\n") is None
+
+
+def test_summarise_collapsed_stacks() -> None:
+    raw = "main (a.py:1);work (a.py:5) 3\nmain (a.py:1);idle (a.py:9) 1\nnot a stack line\n"
+    summary = summarise(raw)
+    assert summary["samples"] == 4
+    assert summary["self"] == [("work (a.py:5)", 0.75), ("idle (a.py:9)", 0.25)]
+    assert summary["inclusive"][0] == ("main (a.py:1)", 1.0)
+    assert summarise("") == {}
