@@ -84,7 +84,15 @@ def parse_csv(predictor: Predictor, body: bytes, max_rows: int) -> list[Row]:
     records = [r for r in records if r]
     if len(records) > max_rows:
         raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
-    errors: list[FieldError] = []
+    # Checked once for the header, so a body without rows is refused too, not answered empty.
+    named = set(header)
+    errors: list[FieldError] = [
+        FieldError("header", f"has no column {f.column} ({f.key})")
+        for f in predictor.features.features
+        if f.key not in named and f.column not in named
+    ]
+    if errors:
+        raise InvalidInput.of(errors)
     rows: list[Row] = []
     for index, record in enumerate(records):
         if len(record) != len(header):
