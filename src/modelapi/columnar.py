@@ -89,9 +89,10 @@ class ColumnarScorer:
         # the allocator instead of mapped and faulted in afresh.
         for end in ends.tolist():
             parsed = self._parse(buf[start:end])
-            if parsed is None:
+            predicted = None if parsed is None else self._predict(parsed)
+            if predicted is None:
                 return None
-            written.append(self._write(block[start:end], *self._predict(parsed)))
+            written.append(self._write(block[start:end], *predicted))
             start = end
         return b"".join(written)
 
@@ -161,18 +162,26 @@ class ColumnarScorer:
         result: Floats = values
         return result
 
-    def _predict(self, values: Floats) -> tuple[Ints | None, list[Floats]]:
-        """(class index per row or None, then the answer values: probabilities or the value)."""
+    def _predict(self, values: Floats) -> tuple[Ints | None, list[Floats]] | None:
+        """(class index per row or None, then the answer values: probabilities or the value).
+
+        None when a decision value is not finite: the record path then answers as the
+        Predictor does, with an error naming the line or a finite answer.
+        """
         np = self._np
         spec = self._spec
         k = len(spec.intercept)
         z = np.empty((values.shape[0], k))
-        for out in range(k):
-            column = np.full(values.shape[0], spec.intercept[out])
-            for j, weights in enumerate(spec.weights):
-                assert isinstance(weights, list)
-                column += weights[out] * values[:, j]
-            z[:, out] = column
+        # An overflow is not an error here: the non-finite check below hands the block over.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for out in range(k):
+                column = np.full(values.shape[0], spec.intercept[out])
+                for j, weights in enumerate(spec.weights):
+                    assert isinstance(weights, list)
+                    column += weights[out] * values[:, j]
+                z[:, out] = column
+        if not np.isfinite(z).all():
+            return None
         if spec.kind == "regression":
             return None, [z[:, 0]]
         if k == 1:

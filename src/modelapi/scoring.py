@@ -149,7 +149,11 @@ class LocalScorer:
             )
             if errors:
                 raise InvalidInput.of(errors)
-        return [answer_cells(p, self._is_classifier) for p in self._predictor.predict(rows)]
+        try:
+            predictions = self._predictor.predict(rows)
+        except InvalidInput as exc:  # a prediction that is not a finite number
+            raise _at_lines(exc, lines) from None
+        return [answer_cells(p, self._is_classifier) for p in predictions]
 
 
 def answer_cells(prediction: Prediction, is_classifier: bool) -> Record:
@@ -261,11 +265,15 @@ class RemoteScorer:
 
 
 def _at_lines(exc: InvalidInput, lines: Sequence[int]) -> InvalidInput:
-    """The server's `[3].glucose` becomes `line 17, glucose`, for the first bad line only."""
+    """The server's `[3].glucose` becomes `line 17, glucose`, for the first bad line only.
+
+    `body` names the one row of a single-row request.
+    """
     details: list[FieldError] = []
     first_index: int | None = None
     for detail in exc.details:
-        match = _SERVER_FIELD.fullmatch(detail.field)
+        field = "[0]" if detail.field == "body" and len(lines) == 1 else detail.field
+        match = _SERVER_FIELD.fullmatch(field)
         if match is None or int(match[1]) >= len(lines):
             details.append(detail)
             continue

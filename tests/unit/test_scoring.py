@@ -18,7 +18,7 @@ from modelapi.client import ServerError
 from modelapi.columnar import format_probability
 from modelapi.errors import InvalidInput, PayloadTooLarge
 from modelapi.formats.linear import LinearSpec
-from modelapi.predictor import Predictor
+from modelapi.predictor import OUT_OF_RANGE, Predictor
 from modelapi.schema import Feature, Target
 from modelapi.scoring import LocalScorer, RemoteScorer, feature_columns, score_csv
 from tests.http.toy_models import toy_predictor
@@ -390,3 +390,12 @@ def test_a_server_answer_that_does_not_fit_is_a_server_error(answer: bytes) -> N
     data = b"X,Y val,Z\n1,2,3\n4,5,6\n"
     with pytest.raises(ServerError, match="is not 2 rows of y, probability_0, probability_1"):
         remote_run(predictor, data, lambda body: answer, request_rows=8)
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+@pytest.mark.parametrize("chunk_rows", [1, 10])
+def test_a_prediction_past_a_double_names_its_line(columnar: bool, chunk_rows: int) -> None:
+    predictor, spec = linear_predictor("regression", [0.0], [[1e300], [1.0], [1.0]], None)
+    body = b"X,Y val,Z\n1,2,3\n999999999,2,3\n4,5,6\n"
+    message = outcome(predictor, body, linear=spec if columnar else None, chunk_rows=chunk_rows)
+    assert message == f"InvalidInput: line 3: {OUT_OF_RANGE}"
