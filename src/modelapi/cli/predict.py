@@ -28,6 +28,13 @@ __all__ = ["commands"]
 ScorerFor = Callable[[list[str]], tuple[BlockScorer, list[str]]]
 
 
+def _usable_cpus() -> int:
+    # The CPUs this process may run on (taskset, cgroup cpusets), not all the machine's.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 @click.command()
 @click.argument("model", metavar="REF_OR_URL")
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, allow_dash=True))
@@ -61,8 +68,8 @@ ScorerFor = Callable[[list[str]], tuple[BlockScorer, list[str]]]
 @click.option(
     "--threads",
     type=click.IntRange(1, 64),
-    default=min(4, os.cpu_count() or 1),
-    show_default="CPUs, at most 4",
+    default=min(4, _usable_cpus()),
+    show_default="CPUs this process may use, at most 4",
     help="Threads scoring blocks in process (numpy's work runs outside the GIL).",
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
