@@ -16,11 +16,12 @@ from modelapi.batch import answer_columns, predict_csv
 from modelapi.bundle import Bundle, Manifest, artifact_entry
 from modelapi.client import ServerError
 from modelapi.columnar import format_probability
+from modelapi.csvstream import score_csv
 from modelapi.errors import InvalidInput, PayloadTooLarge
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import OUT_OF_RANGE, Predictor
 from modelapi.schema import Feature, Target
-from modelapi.scoring import LocalScorer, RemoteScorer, feature_columns, score_csv
+from modelapi.scoring import LocalScorer, RemoteScorer, feature_columns
 from tests.http.toy_models import toy_predictor
 
 pytest.importorskip("numpy")

@@ -17,11 +17,12 @@ import msgspec
 from modelapi.batch import answer_columns
 from modelapi.bundle import decode_manifest
 from modelapi.config import Settings
+from modelapi.csvstream import BlockScorer, score_csv
 from modelapi.errors import InvalidInput
 from modelapi.formats.linear import FILE_NAME as LINEAR_FILE
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import Predictor
-from modelapi.scoring import BlockScorer, LocalScorer, RemoteScorer, score_csv
+from modelapi.scoring import LocalScorer, RemoteScorer
 
 __all__ = ["commands"]
 

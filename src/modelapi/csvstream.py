@@ -1,0 +1,249 @@
+"""Streaming a CSV file of any size through a scorer: blocks of lines in, scored lines out.
+
+Memory stays flat however long the file is: only a few blocks of lines (`chunk_rows` each)
+are held at a time. The output is the input's columns followed by the answer columns, one
+output row per input row, blank lines dropped.
+
+Each block takes one of two paths, with the same answers:
+
+- the block path (`BlockScorer.score_block`): a block of plain lines (no quotes, no CR, no
+  blank lines, valid UTF-8), scored whole; `modelapi.columnar` does this with numpy, and a
+  server can take such a block as it is. It may decline (None), and the record path follows.
+- the record path (`BlockScorer.score_records`): the csv module reads records (quotes,
+  multi-line cells, CRLF), and the scorer validates and scores them, naming the first bad line
+  as `line N, field: reason` (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
+from itertools import chain
+from typing import BinaryIO, Protocol
+
+from modelapi.errors import InvalidInput, MalformedBody
+
+__all__ = ["BlockScorer", "Record", "csv_line", "score_csv"]
+
+Record = list[str]
+
+
+class BlockScorer(Protocol):
+    """Scores the rows of one CSV layout (its header is fixed when the scorer is made)."""
+
+    parallel: bool  # whether blocks may be scored on several threads at once
+
+    def score_block(self, block: bytes, first_line: int) -> bytes | None:
+        """Output lines for a block of plain `\\n`-ended lines, or None for the record path."""
+        ...
+
+    def score_records(self, records: Sequence[Record], lines: Sequence[int]) -> list[Record]:
+        """The answer cells for each record; raise InvalidInput naming the first bad line."""
+        ...
+
+
+def csv_line(cells: Sequence[str]) -> bytes:
+    """One CSV row as csv.writer writes it, without a line end."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(cells)
+    return out.getvalue().encode()
+
+
+class _Lines:
+    """Whole lines from a binary stream, a block at a time; counts the bytes handed out."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._pending = b""
+        self._eof = False
+        self._bytes_per_line = 64.0
+        self.bytes_read = 0
+
+    def take(self, n_lines: int) -> bytes:
+        """Up to `n_lines` whole lines, each ending in `\\n` (added to a last line); b"" at EOF."""
+        parts = [self._pending]
+        have = self._pending.count(b"\n")
+        while have < n_lines and not self._eof:
+            piece = self._raw.read(max(4096, int((n_lines - have) * self._bytes_per_line * 1.02)))
+            if not piece:
+                self._eof = True
+                break
+            parts.append(piece)
+            have += piece.count(b"\n")
+        data = b"".join(parts)
+        if have >= n_lines:
+            cut = _after_newline(data, n_lines, have)
+        else:
+            cut = len(data)
+            if data and not data.endswith(b"\n"):
+                data += b"\n"
+                cut += 1
+        block, self._pending = data[:cut], data[cut:]
+        self.bytes_read += len(block)
+        if n_lines >= 64 and block:
+            self._bytes_per_line = len(block) / max(1, min(n_lines, have))
+        return block
+
+
+def _after_newline(data: bytes, n: int, total: int) -> int:
+    """The index just past the n-th newline of data, which holds `total` newlines."""
+    if n <= total - n:
+        at = -1
+        for _ in range(n):
+            at = data.find(b"\n", at + 1)
+        return at + 1
+    at = len(data)
+    for _ in range(total - n + 1):
+        at = data.rfind(b"\n", 0, at)
+    return at + 1
+
+
+def _plain(block: bytes) -> bytes | None:
+    """The block with CRLF made LF if the columnar path can read it, else None."""
+    if b"\r" in block:
+        block = block.replace(b"\r\n", b"\n")
+        if b"\r" in block:
+            return None
+    if b'"' in block or b"\n\n" in block or block.startswith(b"\n"):
+        return None
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return block
+
+
+def _decode(block: bytes, first_line: int) -> str:
+    try:
+        return block.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + block.count(b"\n", 0, exc.start)
+        raise MalformedBody(f"line {line}", "is not UTF-8 text") from None
+
+
+def _read_records(
+    lines: Iterator[str], first_line: int, until_line: int
+) -> tuple[list[tuple[Record, int]], int]:
+    """CSV records with the line each starts on, through the record that ends past until_line.
+
+    A quoted cell may run past `until_line`: the reader then pulls its lines from `lines`.
+    Returns the records and the last line read.
+    """
+    reader = csv.reader(lines)
+    done = first_line - 1
+    records = []
+    while done < until_line:
+        try:
+            record = next(reader, None)
+        except csv.Error as exc:
+            raise MalformedBody(f"line {done + 1}", f"is not valid CSV ({exc})") from None
+        if record is None:
+            break
+        start, done = done + 1, first_line - 1 + reader.line_num
+        if record:
+            records.append((record, start))
+    return records, done
+
+
+def score_csv(
+    source: BinaryIO,
+    out: BinaryIO,
+    scorer_for: Callable[[Record], tuple[BlockScorer, list[str]]],
+    *,
+    chunk_rows: int = 16_384,
+    threads: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Score a CSV stream into `out`; return the number of rows scored.
+
+    `scorer_for(header)` gives the scorer for the file's header and the answer column names.
+    With `threads` > 1 and a scorer that allows it, plain blocks are scored on that many
+    threads (numpy works outside the GIL), written in order; at most threads + 1 blocks are
+    held. `progress(n_bytes)` is called after each block is written with the bytes it read.
+    Raise InvalidInput naming the first bad line (rows before it are already written).
+    """
+    lines = _Lines(source)
+    line_no = 0
+
+    def more() -> Iterator[str]:
+        # Lines after a block, for a quoted cell that runs on past the block's end.
+        while line := lines.take(1):
+            yield _decode(line, line_no + 1)
+
+    first = lines.take(1)
+    if not first:
+        raise InvalidInput("input", "is empty: the first line must be a header naming the columns")
+    head = _decode(first.removeprefix(b"\xef\xbb\xbf"), 1)
+    found, line_no = _read_records(chain([head], more()), 1, 1)
+    header = found[0][0] if found else []
+    scorer, answers = scorer_for(header)
+    out.write(csv_line([*header, *answers]) + b"\n")
+    n_rows = 0
+    pending: deque[tuple[Future[bytes] | bytes, int]] = deque()
+    reported = lines.bytes_read
+
+    def write(keep: int) -> None:
+        nonlocal reported
+        while len(pending) > keep:
+            job, read = pending.popleft()
+            out.write(job.result() if isinstance(job, Future) else job)
+            if progress is not None:
+                progress(read - reported)
+            reported = read
+
+    threads = threads if scorer.parallel else 1
+    with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
+        while block := lines.take(chunk_rows):
+            plain = _plain(block)
+            if plain is not None:
+                if pool is None:
+                    pending.append((_score_plain(scorer, plain, line_no + 1), lines.bytes_read))
+                else:
+                    job = pool.submit(_score_plain, scorer, plain, line_no + 1)
+                    pending.append((job, lines.bytes_read))
+                n_block = plain.count(b"\n")
+                n_rows += n_block
+                line_no += n_block
+                write(threads)
+                continue
+            write(0)
+            text_lines = io.StringIO(_decode(block, line_no + 1), newline="").readlines()
+            written, n_records, line_no = _score_records(
+                scorer, chain(text_lines, more()), line_no + 1, line_no + len(text_lines)
+            )
+            n_rows += n_records
+            pending.append((written, lines.bytes_read))
+            write(0)
+        write(0)
+    return n_rows
+
+
+def _score_plain(scorer: BlockScorer, plain: bytes, first_line: int) -> bytes:
+    """A plain block: the scorer's block path, else the record path on its lines alone
+    (a block without quotes has no record that runs past its end)."""
+    written = scorer.score_block(plain, first_line)
+    if written is not None:
+        return written
+    text_lines = io.StringIO(plain.decode("utf-8"), newline="").readlines()
+    written, _, _ = _score_records(
+        scorer, iter(text_lines), first_line, first_line + len(text_lines) - 1
+    )
+    return written
+
+
+def _score_records(
+    scorer: BlockScorer, lines: Iterator[str], first_line: int, until_line: int
+) -> tuple[bytes, int, int]:
+    """Output lines for the records from first_line through until_line, how many records
+    there were, and the last line read (later than until_line if a quoted cell ran on)."""
+    records, last = _read_records(lines, first_line, until_line)
+    cells = scorer.score_records([r for r, _ in records], [n for _, n in records])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows(r + c for (r, _), c in zip(records, cells, strict=True))
+    return buffer.getvalue().encode(), len(records), last
