@@ -87,9 +87,12 @@ def moto_s3() -> Iterator[dict[str, str]]:
 
     The returned mapping also holds BENCH_STORE, the s3:// store URI in that bucket.
     """
+    import logging
+
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
