@@ -184,16 +184,18 @@ class Service:
             if methods is None:
                 raise NotFound("there is no such route; see /openapi.json for the routes")
             handler = methods.get(request.method)
-            if handler is None:
-                if request.method == "HEAD" and "GET" in methods:
-                    response = methods["GET"](self, request)
-                    return Response(response.status, b"", response.content_type, response.headers)
+            is_head = handler is None and request.method == "HEAD" and "GET" in methods
+            if handler is None and not is_head:
                 raise MethodNotAllowed(
                     f"this route does not take this method; use {', '.join(methods)}",
                     tuple(methods),
                 )
+            # Checked for HEAD too: it runs the GET handler and answers its headers.
             if self._api_key is not None and request.path not in OPEN_PATHS:
                 self._authorize(request.headers)
+            if handler is None:
+                response = methods["GET"](self, request)
+                return Response(response.status, b"", response.content_type, response.headers)
             return handler(self, request)
         except ModelapiError as exc:
             return error_response(exc)
