@@ -127,7 +127,24 @@ def start_server(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    deadline = started + timeout_s
+    try:
+        seconds = _first_answer(name, process, port, probe, check, log, started + timeout_s)
+    except BaseException:  # an interrupt too: leave no server behind
+        process.kill()
+        process.wait()
+        raise
+    return Server(name, process, port, seconds - started)
+
+
+def _first_answer(
+    name: str,
+    process: subprocess.Popen[bytes],
+    port: int,
+    probe: bytes,
+    check: Check,
+    log: Path,
+    deadline: float,
+) -> float:
     while time.perf_counter() < deadline:
         if process.poll() is not None:
             error = log.read_text(errors="replace").strip()[-800:]
@@ -140,11 +157,9 @@ def start_server(
             time.sleep(0.001)
             continue
         if check(answer):
-            return Server(name, process, port, time.perf_counter() - started)
-        process.kill()
+            return time.perf_counter()
         raise RuntimeError(f"{name} answered {answer.status} {answer.body[:200]!r}")
-    process.kill()
-    raise RuntimeError(f"{name} did not answer within {timeout_s:g} s")
+    raise RuntimeError(f"{name} did not answer within the deadline")
 
 
 def rss_bytes(pid: int) -> int:

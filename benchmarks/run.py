@@ -79,8 +79,8 @@ class Mode:
     def of(cls, quick: bool) -> Mode:
         """The quick mode (under 3 minutes) or the full one (about 10 minutes)."""
         if quick:
-            return cls("quick", 1, 5, 1, 3, 20_000, 1)
-        return cls("full", 3, 15, 3, 10, 100_000, 3)
+            return cls("quick", 1, 3, 3, 3, 20_000, 1)
+        return cls("full", 2, 8, 6, 10, 100_000, 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,13 +293,15 @@ class Run:
         names: tuple[str, ...],
         body: Path,
         connections: int = CONNECTIONS,
-    ) -> dict[str, WrkResult]:
-        """wrk rounds against each named server, interleaved; per server the median round."""
+    ) -> dict[str, list[WrkResult]]:
+        """Short wrk rounds against each named server, interleaved, so that the load others put
+        on the machine weighs on every server alike."""
         rounds: dict[str, list[WrkResult]] = {name: [] for name in names}
-        for _ in range(self.mode.rounds):
+        for index in range(self.mode.rounds):
             for name in names:
                 url = servers[name].url + "/predict"
-                run_wrk(url, body, connections=connections, duration_s=self.mode.warmup_s)
+                if index == 0:
+                    run_wrk(url, body, connections=connections, duration_s=self.mode.warmup_s)
                 found = run_wrk(url, body, connections=connections, duration_s=self.mode.duration_s)
                 rounds[name].append(found)
                 print(
@@ -307,28 +309,40 @@ class Run:
                     f" p99 {found.latency_s.get('p99', 0) * 1000:.2f} ms, {found.errors} errors",
                     flush=True,
                 )
-        return {
-            name: sorted(found, key=lambda r: r.requests_per_s)[len(found) // 2]
-            for name, found in rounds.items()
-        }
+        return rounds
 
     def single_row(self, servers: Mapping[str, Server]) -> None:
-        """POST the example to each target: req/s, latency percentiles, errors."""
-        found = self.load(servers, ("ceiling", "modelapi", "naive"), self.single_body)
-        self.results["single_row"] = {name: result.as_dict() for name, result in found.items()}
+        """POST the example to each target: req/s, latency percentiles, errors.
+
+        Each target's figures come from its median round; the ratios are the medians of the
+        ratios within a round, measured seconds apart.
+        """
+        rounds = self.load(servers, ("ceiling", "modelapi", "naive"), self.single_body)
+        found: dict[str, object] = {name: _merged(runs) for name, runs in rounds.items()}
+        found["ratios"] = {
+            f"modelapi_to_{other}": round(
+                statistics.median(
+                    m.requests_per_s / o.requests_per_s
+                    for m, o in zip(rounds["modelapi"], rounds[other], strict=True)
+                ),
+                4,
+            )
+            for other in ("ceiling", "naive")
+        }
+        self.results["single_row"] = found
 
     def batch(self, servers: Mapping[str, Server]) -> None:
         """POST 1,000-row JSON arrays to modelapi and the naive baseline: rows/s."""
         self.check_batch(servers)
-        found = self.load(servers, ("modelapi", "naive"), self.batch_body, BATCH_CONNECTIONS)
-        self.results["batch"] = {
-            name: {
-                **result.as_dict(),
-                "rows_per_request": BATCH_ROWS,
-                "rows_per_s": round(result.requests_per_s * BATCH_ROWS),
-            }
-            for name, result in found.items()
-        }
+        rounds = self.load(servers, ("modelapi", "naive"), self.batch_body, BATCH_CONNECTIONS)
+        batch: dict[str, object] = {}
+        for name, runs in rounds.items():
+            merged = _merged(runs)
+            rate = merged["requests_per_s"]
+            assert isinstance(rate, float)
+            merged.update(rows_per_request=BATCH_ROWS, rows_per_s=round(rate * BATCH_ROWS))
+            batch[name] = merged
+        self.results["batch"] = batch
 
     def check_batch(self, servers: Mapping[str, Server]) -> None:
         """Both servers answer the batch body with 1,000 answers, and agree on every label."""
@@ -489,6 +503,7 @@ class Run:
                 "warmup_s": self.mode.warmup_s,
                 "duration_s": self.mode.duration_s,
                 "rounds": self.mode.rounds,
+                "warm_invocations": self.mode.warm_invocations,
                 "cold_starts": self.mode.cold_starts,
             },
             "commit": _commit(),
@@ -512,6 +527,15 @@ class Run:
         for name, error in self.failures.items():
             print(f"phase {name} failed: {error}", file=sys.stderr)
         return 1 if self.failures else 0
+
+
+def _merged(runs: list[WrkResult]) -> dict[str, object]:
+    """The median round's figures, every round's rate, and the errors of all rounds."""
+    median = sorted(runs, key=lambda r: r.requests_per_s)[len(runs) // 2]
+    figures = median.as_dict()
+    figures["rounds_requests_per_s"] = [round(r.requests_per_s, 1) for r in runs]
+    figures["errors"] = sum(r.errors for r in runs)
+    return figures
 
 
 def flatten(results: Mapping[str, object], prefix: str = "") -> dict[str, float]:
