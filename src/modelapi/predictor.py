@@ -37,7 +37,9 @@ def _build_model(bundle: Bundle) -> Model:
     if data is None:
         raise BundleError(f"{name}: the serving artifact was not read")
     if name == LINEAR_FILE:
-        return LinearModel.from_bytes(data, manifest.classes)
+        linear = LinearModel.from_bytes(data, manifest.classes)
+        linear.check_features(manifest.features)
+        return linear
     if name == "model.onnx":
         onnx_format = importlib.import_module("modelapi.formats.onnx")
         model: Model = onnx_format.OnnxModel.from_bytes(data, manifest)

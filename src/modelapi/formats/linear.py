@@ -19,7 +19,7 @@ import msgspec
 
 from modelapi.errors import BundleError
 from modelapi.formats import Prediction
-from modelapi.schema import Row
+from modelapi.schema import Feature, Row
 
 __all__ = ["FILE_NAME", "LinearModel", "LinearSpec"]
 
@@ -79,6 +79,26 @@ class LinearModel:
     def n_features(self) -> int:
         """How many features the weights expect."""
         return len(self._spec.weights)
+
+    def check_features(self, features: Sequence[Feature]) -> None:
+        """Raise BundleError unless the weights fit these features: count, kinds, categories.
+
+        Checked when a bundle is loaded, so a `linear.json` of some other model is refused
+        then, rather than failing every prediction.
+        """
+        if len(self._spec.weights) != len(features):
+            raise BundleError(
+                f"{FILE_NAME}: weights for {len(self._spec.weights)} features,"
+                f" the manifest has {len(features)}"
+            )
+        for feature, weights in zip(features, self._spec.weights, strict=True):
+            if feature.type != "category":
+                if isinstance(weights, dict):
+                    raise BundleError(f"{FILE_NAME}: {feature.key} is numeric, not a category")
+            elif not isinstance(weights, dict) or not set(feature.categories or ()) <= set(weights):
+                raise BundleError(
+                    f"{FILE_NAME}: {feature.key} needs a weight for each of its categories"
+                )
 
     def predict(self, rows: Sequence[Row]) -> list[Prediction]:
         """Predict each row: (label, probabilities) or (value, None)."""

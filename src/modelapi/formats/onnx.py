@@ -87,6 +87,35 @@ class OnnxModel:
                 raise BundleError(f"{FILE_NAME}: a classifier needs label and probability outputs")
             self._by_label = {_key(c): c for c in self._classes}
         self._outputs = outputs
+        self._probe()
+
+    def _probe(self) -> None:
+        """Predict one row now, so a graph that does not fit the manifest fails to load.
+
+        Input widths, output shapes and labels are only checked by running the graph; without
+        this a mismatched file would load and then fail every request.
+        """
+        row: Row = [
+            (f.categories[0] if f.categories else "") if f.type == "category" else 0.0
+            for f in self._features
+        ]
+        try:
+            [(value, probabilities)] = self.predict([row])
+        except BundleError:
+            raise
+        except Exception as exc:  # onnxruntime's errors are untyped; ValueError from unpacking
+            raise BundleError(
+                f"{FILE_NAME}: does not run on the manifest's {len(row)} features"
+                f" ({type(exc).__name__})"
+            ) from None
+        if self._task == "classification":
+            if probabilities is None or len(probabilities) != len(self._classes):
+                raise BundleError(
+                    f"{FILE_NAME}: gives {len(probabilities or ())} probabilities for the"
+                    f" manifest's {len(self._classes)} classes"
+                )
+        elif len(self._outputs) != 1 or not isinstance(value, float):
+            raise BundleError(f"{FILE_NAME}: a regressor must give one number per row")
 
     @classmethod
     def from_bytes(cls, data: bytes, manifest: Manifest) -> OnnxModel:
