@@ -137,9 +137,9 @@ class App:
         if message["type"] != "http.request":
             return None
         body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise _too_large(limit)
         if not message.get("more_body", False):
-            if len(body) > limit:
-                raise _too_large(limit)
             return body
         chunks = [body]
         size = len(body)
