@@ -1,0 +1,50 @@
+"""The CLI's edge: usage errors are one line with a pointer to --help, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelapi", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("frobnicate",), "error: No such command 'frobnicate'. (see 'modelapi --help')"),
+        (
+            ("serve", "--port", "abc"),
+            "error: Invalid value for '--port': 'abc' is not a valid integer."
+            " (see 'modelapi serve --help')",
+        ),
+        (
+            ("models", "copy", "diabetes"),
+            "error: Missing option '--to'. (see 'modelapi models copy --help')",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line(args: tuple[str, ...], expected: str) -> None:
+    result = _run(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == expected
+    assert "Traceback" not in result.stderr
+
+
+def test_help_and_version() -> None:
+    result = _run("--help")
+    assert result.returncode == 0
+    for command in ("train", "models", "serve", "predict", "package", "import"):
+        assert f"  {command} " in result.stdout
+    version = _run("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith("modelapi, version ")
