@@ -34,6 +34,7 @@ from typing import Literal
 from modelapi import __version__
 from modelapi.bundle import Bundle, write_bundle
 from modelapi.errors import ConfigError, MissingExtra, PackagingError
+from modelapi.precompile import compile_sources, find_interpreter
 
 __all__ = [
     "MAX_UNZIPPED_BYTES",
@@ -103,6 +104,7 @@ class LambdaPackage:
     n_files: int
     requirements: tuple[str, ...]
     embedded: bool
+    precompiled: bool = False
 
 
 def runtime_modules(serving: str = "linear.json") -> list[str]:
@@ -143,6 +145,7 @@ def build_lambda_zip(
     target: LambdaTarget | None = None,
     embed: bool = False,
     cache_dir: Path | None = None,
+    compile_with: str | None = None,
 ) -> LambdaPackage:
     """Build `out_dir/lambda.zip` for a bundle's format.
 
@@ -165,6 +168,9 @@ def build_lambda_zip(
         entries[f"modelapi-{__version__}.dist-info/METADATA"] = (
             f"Metadata-Version: 2.1\nName: modelapi\nVersion: {__version__}\n".encode()
         )
+        python = find_interpreter(target.python, compile_with)
+        compiled = compile_sources(python, entries) if python is not None else {}
+        entries.update(compiled)
         if embed:
             folder = write_bundle(bundle, Path(scratch) / _EMBEDDED_FOLDER)
             for path in _files(folder):
@@ -178,7 +184,9 @@ def build_lambda_zip(
     if zipped > MAX_ZIPPED_BYTES:
         zip_path.unlink()
         raise PackagingError(_too_big("zipped", zipped, MAX_ZIPPED_BYTES, entries))
-    return LambdaPackage(zip_path, zipped, unzipped, len(entries), tuple(requirements), embed)
+    return LambdaPackage(
+        zip_path, zipped, unzipped, len(entries), tuple(requirements), embed, bool(compiled)
+    )
 
 
 def _is_never_packaged(name: str) -> bool:

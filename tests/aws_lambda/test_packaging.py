@@ -44,7 +44,12 @@ def test_zip_holds_the_slim_runtime_only(embedded_zip: LambdaPackage) -> None:
     assert "modelapi/store/s3.py" in entries
     assert "modelapi-model/manifest.json" in entries
     assert "modelapi-model/linear.json" in entries
-    assert not [n for n in entries if "__pycache__" in n or n.endswith(".pyc")]
+    # Byte code only for the target Python, and only beside a source file that is in the zip.
+    for name in (n for n in entries if "__pycache__" in n or n.endswith(".pyc")):
+        folder, _, file = name.rpartition("/__pycache__/")
+        module, _, tag = file.partition(".")
+        assert tag == "cpython-312.pyc", name
+        assert f"{folder}/{module}.py" in entries, name
     shared = [n for n in entries if n.endswith(".so")]
     assert shared
     assert all("cpython-312-x86_64-linux-gnu" in n for n in shared)

@@ -71,6 +71,13 @@ def package() -> None:
     default=None,
     help="Keep the fetched runtime wheels here and reuse them in later builds.",
 )
+@click.option(
+    "--compile-with",
+    default=None,
+    metavar="PYTHON",
+    help="An interpreter of the target Python version, to ship byte code in the zip"
+    " (default: python3.X on PATH or under pyenv; without one, cold starts compile at import).",
+)
 def package_lambda(
     ref: str,
     out_dir: Path,
@@ -80,6 +87,7 @@ def package_lambda(
     embed_model: bool,
     memory_mb: int,
     cache_dir: Path | None,
+    compile_with: str | None,
 ) -> None:
     """Build lambda.zip for REF with its SAM and Serverless templates.
 
@@ -97,7 +105,9 @@ def package_lambda(
         where = opened.uri if opened is not None else ref
         click.echo(f"embedding {bundle.manifest.model_id}: Lambda cannot read {where}")
     target = LambdaTarget(python_version, "arm64" if arch == "arm64" else "x86_64")
-    built = build_lambda_zip(bundle, out_dir, target=target, embed=embed, cache_dir=cache_dir)
+    built = build_lambda_zip(
+        bundle, out_dir, target=target, embed=embed, cache_dir=cache_dir, compile_with=compile_with
+    )
     templates = write_templates(
         out_dir,
         model_ref=bundle.manifest.model_id if embed else str(parsed),
@@ -117,6 +127,11 @@ def package_lambda(
         f" {_kb(built.unzipped_bytes)} unzipped, {built.n_files} files"
         f" (python{target.python} {target.arch}; {', '.join(built.requirements)}; model {model})"
     )
+    if not built.precompiled:
+        click.echo(
+            f"note: no python{target.python} found to precompile byte code (--compile-with);"
+            " cold starts will compile modelapi at import"
+        )
     click.echo(f"wrote {', '.join(str(path) for path in templates)}")
     click.echo(f"deploy: cd {out_dir} && sam deploy --guided   (or: serverless deploy --stage dev)")
 
