@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from modelapi.packaging import LambdaTarget, build_lambda_zip, write_templates
 from modelapi.store import load_bundle, open_store, parse_ref
 
 __all__ = ["commands", "package"]
@@ -96,6 +95,9 @@ def package_lambda(
     The zip holds the serving runtime and the wheels the model's format needs,
     built for the Lambda runtime; boto3 comes with Lambda.
     """
+    # Imported here: packaging's dependencies are not needed by the other commands' start-up.
+    from modelapi.packaging import LambdaTarget, build_lambda_zip, write_templates
+
     parsed = parse_ref(ref)
     opened = open_store(store) if parsed.path is None else None
     bundle = load_bundle(parsed, opened, serving_only=True)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 import msgspec
@@ -17,12 +17,13 @@ import msgspec
 from modelapi.batch import answer_columns
 from modelapi.bundle import decode_manifest
 from modelapi.config import Settings
-from modelapi.csvstream import BlockScorer, score_csv
 from modelapi.errors import InvalidInput
 from modelapi.formats.linear import FILE_NAME as LINEAR_FILE
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import Predictor
-from modelapi.scoring import LocalScorer, RemoteScorer
+
+if TYPE_CHECKING:
+    from modelapi.csvstream import BlockScorer
 
 __all__ = ["commands"]
 
@@ -101,6 +102,8 @@ def predict(
         _output(output) as out,
         _progress_bar(total_bytes if progress and sys.stderr.isatty() else None) as update,
     ):
+        from modelapi.csvstream import score_csv
+
         n_rows = score_csv(
             source, out, scorer_for, chunk_rows=chunk_rows, threads=threads, progress=update
         )
@@ -127,6 +130,9 @@ def _scorer_for(
     model: str, settings: Settings, timeout_s: float
 ) -> Iterator[tuple[ScorerFor, str]]:
     """A scorer factory for the file's header, and the id of the model it scores with."""
+    # Imported on use, so that the other commands start without the scoring machinery.
+    from modelapi.scoring import LocalScorer, RemoteScorer
+
     if model.startswith(("http://", "https://")):
         from modelapi.client import Client
 
