@@ -25,9 +25,9 @@ from modelapi.predictor import Predictor
 if TYPE_CHECKING:
     from modelapi.csvstream import BlockScorer
 
-__all__ = ["commands"]
+    ScorerFor = Callable[[list[str]], tuple[BlockScorer, list[str]]]
 
-ScorerFor = Callable[[list[str]], tuple[BlockScorer, list[str]]]
+__all__ = ["commands"]
 
 
 def _usable_cpus() -> int:
