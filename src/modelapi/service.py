@@ -8,6 +8,7 @@ table mapping error types to status codes.
 from __future__ import annotations
 
 import hmac
+import importlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -163,11 +164,8 @@ class Service:
         if metrics is not None:
             metrics.model = self._model_labels
             self.routes["/metrics"] = {"GET": Service.metrics_text}
-        # Imported here because these modules build on this one.
-        from modelapi import docs, inference_v2, openapi, page
-
-        for module in (openapi, docs, page, inference_v2):
-            self.routes.update(module.ROUTES)
+        for path, (module, methods) in _LAZY_ROUTES.items():
+            self.routes[path] = {method: _LazyHandler(module, path, method) for method in methods}
         self._templates: list[tuple[str, list[str], str]] = []
         self._n_routes = -1
 
@@ -318,6 +316,46 @@ class Service:
         if predictor is None:
             return None
         return predictor.manifest.name, str(predictor.manifest.version)
+
+
+# Routes of the modules that build on this one (documentation, pages, the V2 protocol),
+# imported when first called: a prediction never needs them, and importing them costs a cold
+# start tens of milliseconds. A test checks this table against each module's ROUTES.
+_LAZY_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "/openapi.json": ("modelapi.openapi", ("GET",)),
+    "/docs": ("modelapi.docs", ("GET",)),
+    "/docs/swagger-ui.css": ("modelapi.docs", ("GET",)),
+    "/docs/swagger-ui-bundle.js": ("modelapi.docs", ("GET",)),
+    "/docs/swagger-initializer.js": ("modelapi.docs", ("GET",)),
+    "/": ("modelapi.page", ("GET",)),
+    "/v2": ("modelapi.inference_v2", ("GET",)),
+    "/v2/health/live": ("modelapi.inference_v2", ("GET",)),
+    "/v2/health/ready": ("modelapi.inference_v2", ("GET",)),
+    "/v2/models/{name}": ("modelapi.inference_v2", ("GET",)),
+    "/v2/models/{name}/ready": ("modelapi.inference_v2", ("GET",)),
+    "/v2/models/{name}/infer": ("modelapi.inference_v2", ("POST",)),
+}
+
+
+class _LazyHandler:
+    """A route handler that imports its module on the first call and then runs its handler."""
+
+    __slots__ = ("_method", "_module", "_path")
+
+    def __init__(self, module: str, path: str, method: str) -> None:
+        self._module, self._path, self._method = module, path, method
+
+    def resolve(self) -> Handler:
+        """The module's own handler for this route (importing the module if needed)."""
+        routes: dict[str, dict[str, Handler]] = importlib.import_module(self._module).ROUTES
+        return routes[self._path][self._method]
+
+    def __call__(self, service: Service, request: Request) -> Response:
+        return self.resolve()(service, request)
+
+    @property  # the OpenAPI document summarizes a route by its handler's docstring
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self.resolve().__doc__
 
 
 def _version_header(predictor: Predictor) -> dict[str, str]:
