@@ -233,7 +233,7 @@ def source_store(tmp_path: Path, builtin_bundle: Bundle) -> LocalStore:
     return store
 
 
-_CLAIMED = re.compile(r"if no write is running, delete (\S+)/ and try again")
+_CLAIMED = re.compile(r"if no write is running, (?:delete|remove) (\S+?)/? and try again")
 
 
 def _copy_to_the_end(command: list[str], env: dict[str, str], cwd: Path) -> None:

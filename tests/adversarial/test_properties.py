@@ -177,7 +177,7 @@ def test_no_value_a_client_sent_comes_back_in_an_error(
 
 @settings(FAST, max_examples=scaled(40, 400))
 @given(
-    depth=st.integers(1, 200_000),
+    depth=st.integers(2, 200_000),  # depth 1 closed is [] or {}: an empty batch or row
     opener=st.sampled_from(["[", "{", '{"a":', '{"glucose":', "[{}, "]),
     closed=st.booleans(),
     content_type=st.sampled_from(JSON_TYPES),
@@ -190,7 +190,7 @@ def test_deep_nesting_is_refused_not_a_crash(
         opener * depth + ("1" if opener.endswith(":") else "") + (closer * depth if closed else "")
     )
     response = _post(service, text.encode(), content_type)
-    if response.status == 200:  # only "[[...]]" of depth 1 or "[{}, ...]" could be, and are not
+    if response.status == 200:
         pytest.fail(f"a nested body of depth {depth} was answered")
     assert_error(response, 400, 413, 422)
 

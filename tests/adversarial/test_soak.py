@@ -172,13 +172,18 @@ def server(store: LocalStore) -> Iterator[ServeProcess]:
 def warm_rss(server: ServeProcess, tmp_path_factory: pytest.TempPathFactory) -> int:
     """The server's resident set after a warm-up run of the same mix."""
     script = _script(tmp_path_factory.mktemp("wrk") / "mix.lua")
-    _check(_wrk(server.url, script, WARM_UP_S), set(), 0)
+    _check(_wrk(server.url, script, WARM_UP_S), set(), 0, server)
     return rss_bytes(server.process.pid)
 
 
-def _check(outcome: dict[str, object], versions: set[str], min_requests: int) -> None:
+def _check(
+    outcome: dict[str, object], versions: set[str], min_requests: int, server: ServeProcess
+) -> None:
+    alive = server.process.poll() is None
     for error in ("connect", "read", "write", "timeout"):
-        assert outcome[error] == 0, f"{error} errors: {outcome}"
+        assert outcome[error] == 0, (
+            f"{error} errors: {outcome}\n{alive=}\n{server.output()[-3000:]}"
+        )
     statuses = {int(code) for code in outcome["statuses"]}  # type: ignore[attr-defined]
     assert statuses == {expected for _, _, expected in MIX}, outcome
     assert not any(code >= 500 for code in statuses)
@@ -191,7 +196,7 @@ def test_a_mix_of_valid_and_invalid_bodies_under_load(
     server: ServeProcess, warm_rss: int, tmp_path: Path
 ) -> None:
     outcome = _wrk(server.url, _script(tmp_path / "mix.lua"), PHASE_S)
-    _check(outcome, {"diabetes:1"}, 10 * PHASE_S)
+    _check(outcome, {"diabetes:1"}, 10 * PHASE_S, server)
     grown = rss_bytes(server.process.pid) / warm_rss
     logger.info("wrk %s; resident set %.1f%% of warm-up (%d bytes)", outcome, grown * 100, warm_rss)
     assert grown <= 1.10, f"the server's memory grew by {grown - 1:.1%} after warm-up"
@@ -216,7 +221,7 @@ def test_the_same_load_while_the_alias_switches_every_second(
     finally:
         stop.set()
         switcher.join(5)
-    _check(outcome, {"diabetes:1", "diabetes:2"}, 10 * PHASE_S)
+    _check(outcome, {"diabetes:1", "diabetes:2"}, 10 * PHASE_S, server)
     grown = rss_bytes(server.process.pid) / warm_rss
     logger.info("wrk %s; resident set %.1f%% of warm-up (%d bytes)", outcome, grown * 100, warm_rss)
     assert grown <= 1.10, f"the server's memory grew by {grown - 1:.1%} after warm-up"
