@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelapi import packaging
+from modelapi import packaging, wheels
 from modelapi.bundle import Bundle
 from modelapi.cli import main
 from modelapi.errors import MissingExtra, PackagingError
@@ -27,6 +27,11 @@ FORBIDDEN_MODELAPI = (
     "modelapi/report.py",
     "modelapi/importing.py",
     "modelapi/packaging.py",
+    "modelapi/import_graph.py",
+    "modelapi/wheels.py",
+    "modelapi/deploy_templates.py",
+    "modelapi/lambda_target.py",
+    "modelapi/precompile.py",
 )
 
 
@@ -107,8 +112,8 @@ def test_too_big_is_refused_naming_what(
 def test_no_installer_names_the_fix(
     builtin_bundle: Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packaging.shutil, "which", lambda name: None)
-    monkeypatch.setattr(packaging.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(wheels.shutil, "which", lambda name: None)
+    monkeypatch.setattr(wheels.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MissingExtra, match="pip install uv"):
         build_lambda_zip(builtin_bundle, tmp_path)
 

@@ -1,0 +1,98 @@
+"""The deploy templates beside a Lambda zip: `template.yaml` (AWS SAM) and `serverless.yml` (v3).
+
+Both grant read access to the model's keys only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from modelapi.errors import ConfigError, PackagingError
+from modelapi.lambda_target import LambdaTarget
+
+__all__ = ["check_store_for_lambda", "write_templates"]
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+_PREFIX = re.compile(r"([A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*)?")
+
+
+def check_store_for_lambda(store_uri: str) -> tuple[str, str]:
+    """Split an `s3://bucket/prefix` store into (bucket, prefix); refuse anything else."""
+    if not store_uri.startswith("s3://"):
+        raise ConfigError(f"store {store_uri[:80]!r} is not an s3:// store that Lambda can read")
+    bucket, _, prefix = store_uri.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise ConfigError("the store needs a bucket name, as in s3://bucket/models")
+    return bucket, prefix.strip("/")
+
+
+def write_templates(
+    out_dir: Path,
+    *,
+    model_ref: str,
+    model_name: str,
+    store_uri: str | None,
+    target: LambdaTarget | None = None,
+    zip_name: str = "lambda.zip",
+    memory_mb: int = 256,
+) -> list[Path]:
+    """Write template.yaml (AWS SAM) and serverless.yml (v3) for the zip; None = embedded model."""
+    target = target or LambdaTarget()
+    bucket, prefix = check_store_for_lambda(store_uri) if store_uri else ("", "")
+    if not _PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            f"store prefix {prefix[:80]!r} cannot be used in an IAM policy: use letters, digits,"
+            " '_', '.', '-' and '/' only"
+        )
+    keys = f"{prefix}/{model_name}" if prefix else model_name
+    environment = [f"    MODELAPI_MODEL: {json.dumps(model_ref)}"]
+    iam = ""
+    if store_uri:
+        environment.append(f"    MODELAPI_STORE: {json.dumps(f's3://{bucket}/{prefix}')}")
+        iam = _SERVERLESS_IAM.format(
+            objects=json.dumps(f"arn:aws:s3:::{bucket}/{keys}/*"),
+            bucket=json.dumps(f"arn:aws:s3:::{bucket}"),
+            prefix=json.dumps(f"{keys}/*"),
+        )
+    values = {
+        "model_ref": model_ref,
+        "model_name": model_name,
+        "bucket": bucket,
+        "prefix": prefix,
+        "service": "modelapi-" + re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-"),
+        "runtime": f"python{target.python}",
+        "arch": target.arch,
+        "zip_name": zip_name,
+        "memory_mb": str(memory_mb),
+        "environment": "\n".join(environment),
+        "iam": iam,
+    }
+    written = []
+    for name in ("template.yaml", "serverless.yml"):
+        text = (_TEMPLATES / name).read_text()
+        for key, value in values.items():
+            text = text.replace("{{" + key + "}}", value)
+        if "{{" in text:
+            raise PackagingError(f"{name}: a placeholder was left unfilled; this is a bug")
+        path = out_dir / name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+# Same statements as template.yaml: this model's keys only, listing limited to them too.
+_SERVERLESS_IAM = """  iam:
+    role:
+      statements:
+        - Effect: Allow
+          Action: s3:GetObject
+          Resource: {objects}
+        - Effect: Allow
+          Action: s3:ListBucket
+          Resource: {bucket}
+          Condition:
+            StringLike:
+              s3:prefix: {prefix}
+"""

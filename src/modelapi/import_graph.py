@@ -1,0 +1,85 @@
+"""The modelapi modules a Lambda imports, found by following imports from its entry modules.
+
+Import statements are read from the source (never run), lazy ones inside functions included.
+Imports under `if TYPE_CHECKING:` are skipped: they are not loaded at run time.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["PACKAGE_ROOT", "module_file", "runtime_modules"]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+_ENTRY_MODULES = ("modelapi.aws_lambda", "modelapi.store.local", "modelapi.store.s3")
+# Reached only through lazy imports that serving never runs (`modelapi.train()` and the CLI):
+# the training stack is never packaged.
+_NEVER_PACKAGED = (
+    "modelapi.cli",
+    "modelapi.data",
+    "modelapi.importing",
+    "modelapi.packaging",
+    "modelapi.report",
+    "modelapi.training",
+    "modelapi.formats.export",
+    "modelapi.formats.skops",
+)
+# Modules the predictor imports by name for one serving format.
+_FORMAT_MODULES = {"model.onnx": ("modelapi.formats.onnx",)}
+
+
+def runtime_modules(serving: str = "linear.json") -> list[str]:
+    """The modelapi modules a Lambda serving `serving` imports, found by following imports."""
+    wanted = [*_ENTRY_MODULES, *_FORMAT_MODULES.get(serving, ())]
+    seen: set[str] = set()
+    while wanted:
+        name = wanted.pop()
+        path = module_file(name)
+        if name in seen or path is None or _is_never_packaged(name):
+            continue
+        seen.add(name)
+        parent = name.rpartition(".")[0]
+        if parent:
+            wanted.append(parent)
+        wanted.extend(_imports_of(path, name))
+    return sorted(seen)
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of modelapi module `name`, or None when there is none."""
+    relative = Path(*name.split(".")[1:])
+    for candidate in (PACKAGE_ROOT / relative / "__init__.py", PACKAGE_ROOT / f"{relative}.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _is_never_packaged(name: str) -> bool:
+    return any(name == never or name.startswith(never + ".") for never in _NEVER_PACKAGED)
+
+
+def _imports_of(path: Path, module: str) -> Iterator[str]:
+    tree = ast.parse(path.read_bytes(), str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            node.body = []  # typing-only imports are not loaded at run time
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name.split(".")[0] == "modelapi")
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join([*parts[: len(parts) - node.level + 1], *filter(None, [base])])
+            if base.split(".")[0] == "modelapi":
+                yield base
+                yield from (f"{base}.{a.name}" for a in node.names)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
