@@ -13,7 +13,7 @@ Each server process counts its own requests; with several workers a scrape reach
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from modelapi.formats import Prediction
@@ -81,6 +81,12 @@ class Metrics:
         for label, probabilities in predictions:
             name = "value" if probabilities is None else str(label)
             counts[name] = counts.get(name, 0) + 1
+
+    def count_labels(self, counts: Mapping[str, int]) -> None:
+        """Count predictions already tallied by label, as count_predictions would have."""
+        totals = self.predictions
+        for name, count in counts.items():
+            totals[name] = totals.get(name, 0) + count
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything counted so far."""

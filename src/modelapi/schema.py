@@ -28,6 +28,7 @@ __all__ = [
     "Value",
     "error_body",
     "snake_case",
+    "typed_field",
 ]
 
 FeatureType = Literal["integer", "number", "category"]
@@ -41,6 +42,7 @@ _NUMERIC_TEXT = re.compile(
     r"[^\S\x1c-\x1f]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[^\S\x1c-\x1f]*"
 )
 _MAX_NAME_CHARS = 64
+_UNRENAMABLE = re.compile(r'["\\\x00-\x1f]')
 
 
 class Feature(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -93,7 +95,7 @@ def _shown(name: str) -> str:
 class FeatureTable:
     """The ordered features of a model and the validation of rows against them."""
 
-    __slots__ = ("_by_name", "_decoder", "_fast_keys", "_whole", "features", "keys")
+    __slots__ = ("_by_name", "_decoder", "_fast_keys", "features", "keys")
 
     def __init__(self, features: Iterable[Feature]) -> None:
         self.features: tuple[Feature, ...] = tuple(features)
@@ -104,7 +106,6 @@ class FeatureTable:
             self._by_name.setdefault(feature.column, feature)
         self._fast_keys = frozenset(self.keys)
         self._decoder: msgspec.json.Decoder[object] | None = _typed_decoder(self.features)
-        self._whole = tuple(i for i, f in enumerate(self.features) if f.type == "integer")
 
     def fast_decode(self, body: bytes) -> tuple[list[Row], bool] | None:
         """Decode a JSON body of valid rows in one typed pass; None when it needs parse_rows.
@@ -114,21 +115,28 @@ class FeatureTable:
         only); for anything else, including every error, it returns None so that parse_rows
         names the problems.
         """
+        decoded = self.decode_valid(body)
+        return None if decoded is None else self.rows_of(decoded)
+
+    def decode_valid(self, body: bytes) -> object | None:
+        """Decode a body of valid rows to typed rows (one, or a list); None as in fast_decode.
+
+        A typed row holds feature i as its field `typed_field(i)`: a float for a numeric
+        feature (whole for an integer one), the category text for a category feature.
+        """
         if self._decoder is None:
             return None
         try:
-            decoded = self._decoder.decode(body)
+            return self._decoder.decode(body)
         # Invalid UTF-8 inside a string raises UnicodeDecodeError; parse_rows's path names it.
         except (msgspec.DecodeError, UnicodeDecodeError):
             return None
+
+    def rows_of(self, decoded: object) -> tuple[list[Row], bool]:
+        """The rows of what decode_valid returned, and whether it was a batch."""
         is_batch = type(decoded) is list
         items: list[object] = decoded if is_batch else [decoded]  # type: ignore[assignment]
-        rows: list[Row] = [list(_astuple(item)) for item in items]  # type: ignore[arg-type]
-        for index in self._whole:
-            for row in rows:
-                if not row[index].is_integer():  # type: ignore[union-attr]
-                    return None
-        return rows, is_batch
+        return [list(_astuple(item)) for item in items], is_batch  # type: ignore[arg-type]
 
     def parse_object(self, payload: object, where: str = "") -> Row:
         """Validate one JSON object; raise InvalidInput naming every bad field."""
@@ -198,20 +206,35 @@ class FeatureTable:
 _astuple = msgspec.structs.astuple
 # JSON numbers too large for a float decode as infinity; these bounds send them to parse_rows.
 _FiniteFloat = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+# msgspec checks multiple_of=1 in C with fmod: exactly float.is_integer for a finite float.
+_WholeFloat = Annotated[
+    float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max, multiple_of=1)
+]
+
+
+def typed_field(index: int) -> str:
+    """The name of feature `index`'s field in the rows `FeatureTable.decode_valid` returns."""
+    return f"f{index}"
 
 
 def _typed_decoder(features: Sequence[Feature]) -> msgspec.json.Decoder[object] | None:
     """A decoder for an object or array of objects holding exactly the features, validly."""
+    # msgspec cannot rename a field to a key holding a quote, a backslash or a control
+    # character; such keys are read by parse_rows alone.
+    if any(_UNRENAMABLE.search(feature.key) for feature in features):
+        return None
     fields: list[tuple[str, object]] = []
-    for feature in features:
-        if feature.type != "category":
-            fields.append((f"f{len(fields)}", _FiniteFloat))
+    for index, feature in enumerate(features):
+        if feature.type == "number":
+            fields.append((typed_field(index), _FiniteFloat))
+        elif feature.type == "integer":
+            fields.append((typed_field(index), _WholeFloat))
         elif feature.categories:
-            fields.append((f"f{len(fields)}", Literal[feature.categories]))
+            fields.append((typed_field(index), Literal[feature.categories]))
         else:
             return None
     # Field names are positional and renamed to the JSON keys, so any key is a valid field.
-    rename = {f"f{i}": feature.key for i, feature in enumerate(features)}
+    rename = {typed_field(i): feature.key for i, feature in enumerate(features)}
     row = msgspec.defstruct("TypedRow", fields, rename=rename, forbid_unknown_fields=True, gc=False)
     return msgspec.json.Decoder(row | list[row])  # type: ignore[valid-type]
 

@@ -29,6 +29,7 @@ from modelapi.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from modelapi.fastpath import LinearFastPath
 from modelapi.formats import Prediction
 from modelapi.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from modelapi.metrics import Metrics
@@ -154,6 +155,7 @@ class Service:
         self.load_on_request = load_on_request
         self.metrics = metrics
         self._api_key = settings.api_key.encode() if settings.api_key else None
+        self._fast: tuple[Predictor, LinearFastPath | None] | None = None
         # Exact paths -> method -> handler; add a route by adding an entry.
         self.routes: dict[str, dict[str, Handler]] = {
             "/ping": {"GET": Service.ping},
@@ -277,8 +279,18 @@ class Service:
         if kind not in _JSON_TYPES:
             raise UnsupportedMediaType("content-type", "must be application/json or text/csv")
         predictor = self.predictor()
-        parsed = predictor.features.fast_decode(request.body)
-        if parsed is None:
+        decoded = predictor.features.decode_valid(request.body)
+        if decoded is not None:
+            if type(decoded) is list and len(decoded) > max_rows:
+                raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
+            fast = self._fast_path(predictor)
+            answered = None if fast is None else fast.answer(decoded)
+            if answered is not None:
+                if self.metrics is not None:
+                    self.metrics.count_labels(answered.counts)
+                return Response(200, answered.body, JSON, _version_header(predictor))
+            rows, is_batch = predictor.features.rows_of(decoded)
+        else:
             try:
                 payload = _decode(request.body)
             # msgspec raises RecursionError for very deeply nested arrays ([[[[...).
@@ -286,8 +298,7 @@ class Service:
                 raise MalformedBody("body", "is not valid JSON") from None
             if type(payload) is list and len(payload) > max_rows:
                 raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
-            parsed = predictor.features.parse_rows(payload)
-        rows, is_batch = parsed
+            rows, is_batch = predictor.features.parse_rows(payload)
         if len(rows) > max_rows:
             raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
         predictions = predictor.predict(rows)
@@ -297,6 +308,14 @@ class Service:
         else:
             body = _encode(batch.answer(predictor, predictions[0]))
         return Response(200, body, JSON, _version_header(predictor))
+
+    def _fast_path(self, predictor: Predictor) -> LinearFastPath | None:
+        """The fast path for this predictor, built once per loaded model."""
+        cached = self._fast
+        if cached is None or cached[0] is not predictor:
+            # One tuple, assigned at once: a model swapped by a reload is seen whole or not.
+            cached = self._fast = (predictor, LinearFastPath.of(predictor))
+        return cached[1]
 
     def predictor(self) -> Predictor:
         """The current predictor; raise ModelUnavailable (after one load try if enabled)."""

@@ -76,6 +76,16 @@ class LinearModel:
             raise BundleError(f"{FILE_NAME}: {exc}") from None
         return cls(spec, classes)
 
+    @property
+    def spec(self) -> LinearSpec:
+        """The `linear.json` contents this model predicts with."""
+        return self._spec
+
+    @property
+    def classes(self) -> tuple[object, ...]:
+        """The class labels in manifest order (empty for a regressor)."""
+        return self._classes
+
     def n_features(self) -> int:
         """How many features the weights expect."""
         return len(self._spec.weights)
