@@ -1,12 +1,15 @@
 """The modelapi modules a Lambda imports, found by following imports from its entry modules.
 
-Import statements are read from the source (never run), lazy ones inside functions included.
-Imports under `if TYPE_CHECKING:` are skipped: they are not loaded at run time.
+Import statements are read from the source (never run), lazy ones inside functions included,
+and so is any string that names a modelapi module (the modules imported by name, such as the
+routes `service` imports when they are first called). Imports under `if TYPE_CHECKING:` are
+skipped: they are not loaded at run time.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,18 +29,20 @@ _NEVER_PACKAGED = (
     "modelapi.formats.export",
     "modelapi.formats.skops",
 )
-# Modules the predictor imports by name for one serving format.
+# Modules the predictor imports by name for one serving format: packaged for that format only.
 _FORMAT_MODULES = {"model.onnx": ("modelapi.formats.onnx",)}
+_MODULE_NAME = re.compile(r"modelapi(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def runtime_modules(serving: str = "linear.json") -> list[str]:
     """The modelapi modules a Lambda serving `serving` imports, found by following imports."""
     wanted = [*_ENTRY_MODULES, *_FORMAT_MODULES.get(serving, ())]
+    other_formats = {m for ms in _FORMAT_MODULES.values() for m in ms} - set(wanted)
     seen: set[str] = set()
     while wanted:
         name = wanted.pop()
         path = module_file(name)
-        if name in seen or path is None or _is_never_packaged(name):
+        if name in seen or path is None or _is_never_packaged(name) or name in other_formats:
             continue
         seen.add(name)
         parent = name.rpartition(".")[0]
@@ -77,6 +82,12 @@ def _imports_of(path: Path, module: str) -> Iterator[str]:
             if base.split(".")[0] == "modelapi":
                 yield base
                 yield from (f"{base}.{a.name}" for a in node.names)
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _MODULE_NAME.fullmatch(node.value)
+        ):
+            yield node.value
 
 
 def _is_type_checking(test: ast.expr) -> bool:

@@ -13,6 +13,7 @@ import subprocess
 import time
 import zipfile
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -47,11 +48,22 @@ print(json.dumps({"answers": answers, "modules": files, "stdlib": sys.prefix}))
 """
 TRAINING = ("numpy", "sklearn", "scipy", "pandas", "click", "skops", "onnx", "onnxruntime")
 SLS_INVOKE = load_event("direct_body_sls_invoke.json")
+# Routes whose modules the service imports by name when first called: the zip needs them too.
+LAZY_ROUTE_PATHS = ("/openapi.json", "/", "/v2", "/v2/models/diabetes")
+
+
+def get_event(path: str) -> dict[str, Any]:
+    """An HTTP API (v2) GET event for `path`, made from the recorded ping event."""
+    event = cast(dict[str, Any], load_event("http_v2_default_ping.json"))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"GET {path}"
+    return event
 
 
 def cases() -> list[tuple[str, object]]:
-    """Every event through `handler`, plus the original project's `ping` and `predict` calls."""
+    """Every event and lazy route through `handler`, plus the original `ping` and `predict`."""
     listed: list[tuple[str, object]] = [("handler", load_event(c.file)) for c in EVENTS]
+    listed += [("handler", get_event(path)) for path in LAZY_ROUTE_PATHS]
     return [("predict", SLS_INVOKE), *listed, ("ping", {}), ("predict", SLS_INVOKE)]
 
 
@@ -145,6 +157,8 @@ def test_embedded_package_answers_every_event(
     assert isinstance(answers, list)
     assert answers[0]["statusCode"] == 200
     assert "outcome" in json.loads(answers[0]["body"])
+    lazy = answers[-2 - len(LAZY_ROUTE_PATHS) : -2]
+    assert [answer["statusCode"] for answer in lazy] == [200] * len(LAZY_ROUTE_PATHS)
     record_property("cold_start_ms", round(float(str(result["cold_start_ms"])), 1))
     record_property("zip_bytes", embedded_zip.zipped_bytes)
 

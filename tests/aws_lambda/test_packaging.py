@@ -94,6 +94,11 @@ def test_runtime_modules_follow_imports_and_skip_the_cli() -> None:
     assert {"modelapi.aws_lambda", "modelapi.service", "modelapi.store.s3"} <= set(modules)
     never = {"modelapi.cli", "modelapi.packaging", "modelapi.training", "modelapi.data"}
     assert not [m for m in modules if ".".join(m.split(".")[:2]) in never]
+    # Imported by name (a string), not by an import statement: found all the same.
+    lazy = {"modelapi.openapi", "modelapi.docs", "modelapi.page", "modelapi.inference_v2"}
+    assert lazy <= set(modules)
+    assert "modelapi.formats.onnx" not in modules
+    assert "modelapi.formats.onnx" in runtime_modules("model.onnx")
 
 
 def test_too_big_is_refused_naming_what(
