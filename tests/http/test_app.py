@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +30,11 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    """Run the async tests on asyncio, as uvicorn does."""
-    return "asyncio"
-
-
-@pytest.fixture
 def app(settings: Settings) -> Iterator[App]:
     """The app for the built-in model, with small limits and reloading off."""
     built = create_app(settings.replace(max_body_bytes=4096, max_batch_rows=3, reload_interval_s=0))
     yield built
     built.close()
-
-
-@pytest.fixture
-async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 def _expected(predictor: Predictor, row: list[float]) -> dict[str, Any]:

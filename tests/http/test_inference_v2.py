@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from modelapi.app import App
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.service import Request
@@ -19,24 +17,6 @@ pytestmark = pytest.mark.anyio
 
 CONTRACT_ROW = [6, 148, 72, 35, 0, 33.6, 0.627, 50]
 INFER = "/v2/models/diabetes/infer"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def app(pima_predictor: Predictor, settings: Settings) -> Iterator[App]:
-    with running_app(pima_predictor, settings) as app:
-        yield app
-
-
-@pytest.fixture
-async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 def tensors(predictor: Predictor, rows: list[list[object]]) -> list[dict[str, object]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import httpx
 import msgspec
@@ -26,24 +26,6 @@ from tests.http.toy_models import running_app, toy_predictor
 pytestmark = pytest.mark.anyio
 
 Document = dict[str, object]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def app(pima_predictor: Predictor, settings: Settings) -> App:
-    with running_app(pima_predictor, settings) as app:
-        yield app
-
-
-@pytest.fixture
-async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 def document_of(app: App) -> Document:

@@ -49,12 +49,6 @@ class Page(HTMLParser):
         ]
 
 
-@pytest.fixture
-def app(pima_predictor: Predictor, settings: Settings) -> Iterator[App]:
-    with running_app(pima_predictor, settings) as app:
-        yield app
-
-
 def get(app: App, path: str) -> Response:
     return app.service.handle(Request("GET", path))
 
