@@ -14,6 +14,7 @@ __all__ = [
     "EVENTS_DIR",
     "EventCase",
     "all_event_files",
+    "changed_event",
     "event_body",
     "load_event",
 ]
@@ -73,6 +74,14 @@ EVENTS = (
 def load_event(name: str) -> object:
     """Read one event fixture."""
     return json.loads((EVENTS_DIR / name).read_text())
+
+
+def changed_event(name: str, **fields: object) -> dict[str, object]:
+    """Read one event fixture with some of its top-level fields replaced."""
+    event = load_event(name)
+    assert isinstance(event, dict)
+    event.update(fields)
+    return event
 
 
 def event_body(case: EventCase) -> bytes:

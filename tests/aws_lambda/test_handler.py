@@ -22,6 +22,7 @@ from tests.aws_lambda.events import (
     EVENTS,
     EventCase,
     all_event_files,
+    changed_event,
     event_body,
     load_event,
 )
@@ -102,39 +103,31 @@ def test_plain_direct_error_is_the_error_body(lambda_handler: LambdaHandler) -> 
 
 
 def test_named_stage_is_stripped_only_for_its_own_prefix(lambda_handler: LambdaHandler) -> None:
-    event = load_event("http_v2_stage_predict.json")
-    assert isinstance(event, dict)
-    event["rawPath"] = "/development/predict"  # starts with "/dev" but is another path
+    # The path starts with "/dev" but is another path.
+    event = changed_event("http_v2_stage_predict.json", rawPath="/development/predict")
     answer = lambda_handler.handle(event)
     assert isinstance(answer, dict)
     assert answer["statusCode"] == 404
 
 
 def test_stage_root_maps_to_root(lambda_handler: LambdaHandler, pima_predictor: Predictor) -> None:
-    event = load_event("http_v2_stage_model.json")
-    assert isinstance(event, dict)
-    event["rawPath"] = "/dev"
-    answer = lambda_handler.handle(event)
+    answer = lambda_handler.handle(changed_event("http_v2_stage_model.json", rawPath="/dev"))
     assert isinstance(answer, dict)
     expected = Service(ModelSource.of(pima_predictor), Settings()).handle(Request("GET", "/"))
     assert answer["statusCode"] == expected.status
 
 
 def test_invalid_base64_is_a_400(lambda_handler: LambdaHandler) -> None:
-    event = load_event("http_v2_predict_base64.json")
-    assert isinstance(event, dict)
-    event["body"] = "not base64 at all!"
-    answer = lambda_handler.handle(event)
+    answer = lambda_handler.handle(
+        changed_event("http_v2_predict_base64.json", body="not base64 at all!")
+    )
     assert isinstance(answer, dict)
     assert answer["statusCode"] == 400
     assert json.loads(answer["body"])["error"] == "malformed_body"
 
 
 def test_non_string_body_in_an_http_event_is_a_400(lambda_handler: LambdaHandler) -> None:
-    event = load_event("rest_v1_predict.json")
-    assert isinstance(event, dict)
-    event["body"] = {"pregnancies": 2}
-    answer = lambda_handler.handle(event)
+    answer = lambda_handler.handle(changed_event("rest_v1_predict.json", body={"pregnancies": 2}))
     assert isinstance(answer, dict)
     assert answer["statusCode"] == 400
 
@@ -147,10 +140,7 @@ def test_direct_body_may_be_an_object(lambda_handler: LambdaHandler) -> None:
 
 
 def test_wrong_method_is_405_with_allow(lambda_handler: LambdaHandler) -> None:
-    event = load_event("rest_v1_ping.json")
-    assert isinstance(event, dict)
-    event["httpMethod"] = "DELETE"
-    answer = lambda_handler.handle(event)
+    answer = lambda_handler.handle(changed_event("rest_v1_ping.json", httpMethod="DELETE"))
     assert isinstance(answer, dict)
     assert answer["statusCode"] == 405
     assert answer["headers"]["allow"] == "GET"
