@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
 from modelapi.config import Settings
 from modelapi.errors import PayloadTooLarge
+from modelapi.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from modelapi.metrics import Metrics
 from modelapi.service import Request, Response, Service, error_response, json_response
 from modelapi.source import ModelSource
 from modelapi.store import ModelStore, open_store
 
-__all__ = ["App", "create_app"]
+__all__ = ["App", "RawHeaders", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,67 @@ Send = Callable[[Message], Awaitable[None]]
 
 _RETRY_FIRST_S = 1.0
 _RETRY_MAX_S = 30.0
+
+
+# The content types most answers carry, encoded once.
+_CONTENT_TYPES = {
+    name: name.encode("latin-1")
+    for name in ("application/json", "text/csv; charset=utf-8", METRICS_CONTENT_TYPE)
+}
+_RawHeaders = Sequence[tuple[bytes, bytes]]
+
+
+class RawHeaders(Mapping[str, str]):
+    """The request headers of an ASGI scope, read as a mapping without building a dict.
+
+    A request needs two or three headers (content type and length, perhaps the API key), so
+    `get` scans the raw pairs rather than decoding every header a client sends. Names are
+    lower-case (ASGI servers send them so); a repeated header reads as its last value, as a
+    dict built from the pairs would.
+    """
+
+    __slots__ = ("_dict", "_raw")
+
+    def __init__(self, raw: _RawHeaders) -> None:
+        self._raw = raw
+        self._dict: dict[str, str] | None = None
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """The header's value (the last one if repeated), or `default`."""
+        name = _NAMES.get(key)
+        if name is None:
+            name = key.encode("latin-1", "replace")
+        found = default
+        for raw_name, value in self._raw:
+            if raw_name == name:
+                found = value.decode("latin-1")
+        return found
+
+    def __getitem__(self, key: str) -> str:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._as_dict())
+
+    def __len__(self) -> int:
+        return len(self._as_dict())
+
+    def _as_dict(self) -> dict[str, str]:
+        if self._dict is None:
+            self._dict = {n.decode("latin-1"): v.decode("latin-1") for n, v in self._raw}
+        return self._dict
+
+
+_NAMES = {
+    name: name.encode()
+    for name in ("content-type", "content-length", "authorization", "x-api-key", "accept")
+}
 
 
 class App:
@@ -84,9 +146,7 @@ class App:
         status = 500
         started = False
         try:
-            headers = {
-                name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
-            }
+            headers = RawHeaders(scope["headers"])
             try:
                 body = await self._read_body(headers, receive)
             except PayloadTooLarge as exc:
@@ -98,7 +158,10 @@ class App:
                     return  # the client went away; there is no one to answer
                 response = self.service.handle(Request(method, path, headers, body))
             status = response.status
-            raw = [(b"content-type", response.content_type.encode("latin-1"))]
+            content_type = _CONTENT_TYPES.get(response.content_type)
+            if content_type is None:
+                content_type = response.content_type.encode("latin-1")
+            raw = [(b"content-type", content_type)]
             if method != "HEAD":
                 raw.append((b"content-length", b"%d" % len(response.body)))
             for name, value in response.headers.items():
