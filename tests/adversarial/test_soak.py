@@ -29,8 +29,8 @@ from tests.adversarial.processes import ServeProcess, rss_bytes, serve_process
 from tests.conftest import PIMA_EXAMPLE
 
 CONNECTIONS = 64
-WARM_UP_S = scaled(4, 10)
-PHASE_S = scaled(10, 60)
+WARM_UP_S = scaled(10, 30)
+PHASE_S = scaled(60, 300)
 MAX_ROWS = 20
 WRK = shutil.which("wrk")
 logger = logging.getLogger(__name__)
