@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.servers import HttpSend
+from tests.live.servers import wait_until_up
 
 __all__ = ["ServeProcess", "clean_environment", "rss_bytes", "serve_process"]
 
@@ -78,7 +78,7 @@ def serve_process(
             time.sleep(0.05)
         server.model, server.url = match.group(1), match.group(2)
         if wait_ready:
-            _wait_until_up(server.url)
+            wait_until_up(server.url)
         yield server
     finally:
         if process.poll() is None:
@@ -88,18 +88,6 @@ def serve_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-
-
-def _wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with HttpSend(url) as send:
-                if send("GET", "/ping", {}, b"")[0] == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"{url} did not answer /ping within 20 s")
 
 
 def rss_bytes(pid: int) -> int:

@@ -10,11 +10,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import uvicorn
 
 from tests.conformance import Answer
 
-__all__ = ["HttpSend", "serving"]
+__all__ = ["HttpSend", "serving", "wait_until_up"]
 
 
 @contextmanager
@@ -65,3 +66,16 @@ class HttpSend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def wait_until_up(url: str) -> None:
+    """Wait up to 20 s for a server (e.g. a `modelapi serve` subprocess) to answer /ping."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with HttpSend(url) as send:
+                if send("GET", "/ping", {}, b"")[0] == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"{url} did not answer /ping within 20 s")

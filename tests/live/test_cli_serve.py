@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from modelapi.bundle import Bundle
 from modelapi.store.local import LocalStore
 from tests.conftest import PIMA_EXAMPLE
-from tests.live.servers import HttpSend
+from tests.live.servers import HttpSend, wait_until_up
 
 _SERVING = re.compile(
     r"modelapi: serving (\S+)(?: \(not loaded\))? on (http://\S+) \((\d+) workers?\)"
@@ -47,7 +46,7 @@ def _serve(
         match = _SERVING.search(line)
         assert match, f"no 'serving' line: {line!r}"
         model, url = match.group(1), match.group(2)
-        _wait_until_up(url)
+        wait_until_up(url)
         yield model, url, process
     finally:
         if process.poll() is None:
@@ -63,18 +62,6 @@ def _serve(
         # Kept for the test to read once the process has ended.
         process.stderr_text = process.stderr.read()  # type: ignore[attr-defined]
         process.stderr.close()
-
-
-def _wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with HttpSend(url) as send:
-                if send("GET", "/ping", {}, b"")[0] == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"{url} did not answer /ping within 20 s")
 
 
 def _curl(url: str, *extra: str) -> tuple[str, dict[str, object]]:
@@ -130,7 +117,7 @@ def test_access_log_names_requests_never_bodies(tmp_path: Path) -> None:
                 break
         assert match
         url = match.group(2)
-        _wait_until_up(url)
+        wait_until_up(url)
         subprocess.run(
             ["curl", "--silent", "-X", "POST", f"{url}/predict", "-d", marked.decode()],
             capture_output=True,

@@ -6,27 +6,10 @@ import pytest
 
 from modelapi.errors import FieldError, InvalidInput
 from modelapi.schema import Feature, FeatureTable, snake_case
+from tests.conformance import COLUMNS, KEYS
 
-PIMA_COLUMNS = [
-    "Pregnancies",
-    "Glucose",
-    "BloodPressure",
-    "SkinThickness",
-    "Insulin",
-    "BMI",
-    "DiabetesPedigreeFunction",
-    "Age",
-]
-PIMA_KEYS = [
-    "pregnancies",
-    "glucose",
-    "blood_pressure",
-    "skin_thickness",
-    "insulin",
-    "bmi",
-    "diabetes_pedigree_function",
-    "age",
-]
+PIMA_COLUMNS = list(COLUMNS)
+PIMA_KEYS = list(KEYS)
 
 
 @pytest.mark.parametrize(
