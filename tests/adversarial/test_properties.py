@@ -16,15 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelapi.bundle import Bundle, Manifest, artifact_entry
 from modelapi.config import Settings
 from modelapi.errors import InvalidInput
 from modelapi.predictor import OUT_OF_RANGE, Predictor
-from modelapi.schema import ErrorBody, Feature, Target
+from modelapi.schema import ErrorBody, Feature
 from modelapi.service import Request, Response, Service
 from modelapi.source import ModelSource
 from tests.adversarial.budget import scaled
 from tests.conftest import PIMA_EXAMPLE
+from tests.linear_models import linear_predictor
 
 EXAMPLES = scaled(150, 3000)
 FAST = settings(
@@ -359,24 +359,11 @@ def test_a_csv_header_without_every_feature_is_refused_naming_them(
 def _linear(kind: str, weights: Sequence[float], classes: tuple[int, ...] | None) -> Predictor:
     """A two-feature linear model with the given weights (no scikit-learn involved)."""
     spec = {"kind": kind, "intercept": [0.5], "weights": [[w] for w in weights]}
-    data = msgspec.json.encode(spec)
-    manifest = Manifest(
-        format_version=1,
-        name="wide",
-        version=1,
-        created_at="2026-01-01T00:00:00+00:00",
-        task="classification" if classes else "regression",
-        estimator="logistic_regression" if classes else "linear_regression",
-        target=Target(column="Y", key="y"),
-        features=(
-            Feature(column="A", key="a", type="number"),
-            Feature(column="B", key="b", type="number"),
-        ),
-        serving="linear.json",
-        artifacts={"linear.json": artifact_entry(data)},
-        classes=classes,
+    features = (
+        Feature(column="A", key="a", type="number"),
+        Feature(column="B", key="b", type="number"),
     )
-    return Predictor(Bundle(manifest, {"linear.json": data}))
+    return linear_predictor(spec, features, classes, name="wide")
 
 
 _WEIGHTS = (4.0, -3.0)

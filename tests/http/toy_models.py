@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import msgspec
-
 from modelapi.app import App, create_app
-from modelapi.bundle import Bundle, Manifest, artifact_entry
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature, Target
 from modelapi.source import ModelSource
+from tests.linear_models import linear_predictor
 
 __all__ = ["HOSTILE_CATEGORY", "TOY_FEATURES", "running_app", "toy_predictor"]
 
@@ -51,21 +49,14 @@ def toy_predictor(
             "weights": [{"red": [0.5], HOSTILE_CATEGORY: [-0.5]}, [2.0], [0.25]],
         }
         classes = None
-    data = msgspec.json.encode(spec)
-    manifest = Manifest(
-        format_version=1,
+    return linear_predictor(
+        spec,
+        TOY_FEATURES,
+        classes,
+        target=Target(column="Label", key="label"),
         name=name,
         version=version,
-        created_at="2026-01-01T00:00:00+00:00",
-        task="classification" if classes else "regression",
-        estimator="logistic_regression" if classes else "linear_regression",
-        target=Target(column="Label", key="label"),
-        features=TOY_FEATURES,
-        serving="linear.json",
-        artifacts={"linear.json": artifact_entry(data)},
-        classes=classes,
     )
-    return Predictor(Bundle(manifest, {"linear.json": data}))
 
 
 @contextmanager

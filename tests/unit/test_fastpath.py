@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelapi import batch
-from modelapi.bundle import Bundle, Manifest, artifact_entry
 from modelapi.config import Settings
 from modelapi.errors import InvalidInput
 from modelapi.fastpath import LinearFastPath
@@ -18,6 +17,7 @@ from modelapi.schema import Feature, Target
 from modelapi.service import Request, Response, Service
 from modelapi.source import ModelSource
 from tests.http.toy_models import toy_predictor
+from tests.linear_models import linear_predictor
 
 _FEATURES = (
     Feature(column="Width", key="width", type="number"),
@@ -31,24 +31,11 @@ _CLASSES = ('no "x"', "yes\\é")
 def _predictor(
     kind: str, intercept: float, weights: list[float], features: tuple[Feature, ...] = _FEATURES
 ) -> Predictor:
-    data = msgspec.json.encode(
-        {"kind": kind, "intercept": [intercept], "weights": [[w] for w in weights]}
-    )
+    spec = {"kind": kind, "intercept": [intercept], "weights": [[w] for w in weights]}
     classes = _CLASSES if kind == "logistic" else None
-    manifest = Manifest(
-        format_version=1,
-        name="numeric",
-        version=1,
-        created_at="2026-01-01T00:00:00+00:00",
-        task="classification" if classes else "regression",
-        estimator="logistic_regression" if classes else "linear_regression",
-        target=Target(column="Answer", key='answer "a"'),
-        features=features,
-        serving="linear.json",
-        artifacts={"linear.json": artifact_entry(data)},
-        classes=classes,
+    return linear_predictor(
+        spec, features, classes, target=Target(column="Answer", key='answer "a"'), name="numeric"
     )
-    return Predictor(Bundle(manifest, {"linear.json": data}))
 
 
 def _general(predictor: Predictor, body: bytes) -> tuple[bytes, dict[str, int]] | type:

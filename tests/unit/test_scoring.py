@@ -13,16 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelapi.batch import answer_columns, predict_csv
-from modelapi.bundle import Bundle, Manifest, artifact_entry
 from modelapi.client import ServerError
 from modelapi.columnar import format_probability
 from modelapi.csvstream import score_csv
 from modelapi.errors import InvalidInput, PayloadTooLarge
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import OUT_OF_RANGE, Predictor
-from modelapi.schema import Feature, Target
+from modelapi.schema import Feature
 from modelapi.scoring import LocalScorer, RemoteScorer, feature_columns
 from tests.http.toy_models import toy_predictor
+from tests.linear_models import linear_predictor as in_memory_predictor
 
 pytest.importorskip("numpy")
 
@@ -38,27 +38,13 @@ def linear_predictor(
     classes: tuple[object, ...] | None,
 ) -> tuple[Predictor, LinearSpec]:
     """A numeric-feature linear model (x integer, y and z numbers) built in memory."""
-    data = msgspec.json.encode({"kind": kind, "intercept": intercept, "weights": weights})
-    manifest = Manifest(
-        format_version=1,
-        name="numeric",
-        version=1,
-        created_at="2026-01-01T00:00:00+00:00",
-        task="classification" if classes else "regression",
-        estimator="logistic_regression" if classes else "linear_regression",
-        target=Target(column="Y", key="y"),
-        features=(
-            Feature(column="X", key="x", type="integer"),
-            Feature(column="Y val", key="y_val", type="number"),
-            Feature(column="Z", key="z", type="number"),
-        ),
-        serving="linear.json",
-        artifacts={"linear.json": artifact_entry(data)},
-        classes=classes,
+    spec = LinearSpec(kind=kind, intercept=intercept, weights=weights)  # type: ignore[arg-type]
+    features = (
+        Feature(column="X", key="x", type="integer"),
+        Feature(column="Y val", key="y_val", type="number"),
+        Feature(column="Z", key="z", type="number"),
     )
-    return Predictor(Bundle(manifest, {"linear.json": data})), msgspec.json.decode(
-        data, type=LinearSpec
-    )
+    return in_memory_predictor(msgspec.to_builtins(spec), features, classes, name="numeric"), spec
 
 
 NUMERIC_MODELS = {
