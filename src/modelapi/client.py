@@ -43,10 +43,8 @@ _JSON = "application/json"
 _FIELD_ERRORS: dict[str, type[InvalidInput]] = {
     kind.code: kind for kind in (InvalidInput, MalformedBody, PayloadTooLarge, UnsupportedMediaType)
 }
-_MESSAGE_ERRORS: dict[str, type[ModelapiError]] = {
-    "unauthorized": Unauthorized,
-    "not_found": NotFound,
-    "model_unavailable": ModelUnavailable,
+_MESSAGE_ERRORS: dict[str, type[Unauthorized | NotFound | ModelUnavailable]] = {
+    kind.code: kind for kind in (Unauthorized, NotFound, ModelUnavailable)
 }
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
