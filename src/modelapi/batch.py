@@ -18,7 +18,6 @@ __all__ = [
     "answers",
     "csv_header",
     "parse_csv",
-    "predict_csv",
     "write_csv",
 ]
 
@@ -60,11 +59,6 @@ def answer_columns(manifest: Manifest) -> list[str]:
     """The answer columns of a model's manifest (also used where no Predictor is loaded)."""
     classes = manifest.classes or ()
     return [manifest.target.key, *(f"probability_{c}" for c in classes)]
-
-
-def predict_csv(predictor: Predictor, body: bytes, max_rows: int) -> bytes:
-    """Score a CSV body (header row + rows); answer CSV with one answer row per input row."""
-    return write_csv(predictor, predictor.predict(parse_csv(predictor, body, max_rows)))
 
 
 def parse_csv(predictor: Predictor, body: bytes, max_rows: int) -> list[Row]:
