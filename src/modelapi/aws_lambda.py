@@ -22,12 +22,9 @@ the next invocation; nothing an event or S3 does makes an exception escape to th
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import time
 from collections.abc import Mapping
-from http import HTTPStatus
 from pathlib import Path
 
 import msgspec
@@ -229,6 +226,11 @@ def _body(event: Mapping[str, object]) -> bytes:
     if not isinstance(body, str):
         raise MalformedBody("body", "must be a string in the event")
     if event.get("isBase64Encoded") is True:
+        # Imported when first needed, as are `http` and the encoder below: API Gateway and
+        # function URLs send JSON bodies as plain text, and every import is cold-start time.
+        import base64
+        import binascii
+
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
@@ -265,10 +267,14 @@ def _text(body: bytes) -> tuple[str, bool]:
     try:
         return body.decode("utf-8"), False
     except UnicodeDecodeError:
+        import base64
+
         return base64.b64encode(body).decode("ascii"), True
 
 
 def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -15,7 +15,6 @@ import hashlib
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -90,12 +89,11 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.name}:{self.version}"
 
 
-@dataclass(frozen=True)
-class Bundle:
+class Bundle(msgspec.Struct, frozen=True):
     """A manifest and the bytes of the artifacts that were read (all, or the serving one)."""
 
     manifest: Manifest
-    files: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, bytes] = msgspec.field(default_factory=dict)
 
     @property
     def feature_table(self) -> FeatureTable:

@@ -5,11 +5,11 @@ This is the only module that reads `os.environ`. Precedence everywhere: flag > e
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
+
+import msgspec
 
 from modelapi.errors import ConfigError
 
@@ -19,8 +19,7 @@ ENV_PREFIX = "MODELAPI_"
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     """Everything a serving process can be told; every field has a MODELAPI_<NAME> variable."""
 
     model: str = "diabetes"
@@ -39,7 +38,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Read MODELAPI_* variables; raise ConfigError naming the variable on a bad value."""
         values: dict[str, object] = {}
-        for field in dataclasses.fields(cls):
+        for field in msgspec.structs.fields(cls):
             name = ENV_PREFIX + field.name.upper()
             raw = environ.get(name)
             if raw is None or raw == "":
@@ -52,7 +51,7 @@ class Settings:
         kept = {key: value for key, value in changes.items() if value is not None}
         for key, value in kept.items():
             _PARSERS[key](ENV_PREFIX + key.upper(), str(value))
-        return dataclasses.replace(self, **kept)  # type: ignore[arg-type]
+        return msgspec.structs.replace(self, **kept)
 
 
 def _ranged(

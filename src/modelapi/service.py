@@ -11,7 +11,6 @@ import hmac
 import importlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 import msgspec
 
@@ -76,24 +75,22 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(float_hook=float).decode
 
 
-@dataclass(slots=True)
-class Request:
+class Request(msgspec.Struct):
     """An HTTP request as every adapter sees it; header names are lower-case."""
 
     method: str
     path: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
     body: bytes = b""
 
 
-@dataclass(slots=True)
-class Response:
+class Response(msgspec.Struct):
     """An HTTP response; `body` is already encoded."""
 
     status: int
     body: bytes
     content_type: str = JSON
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 Handler = Callable[["Service", Request], Response]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import socket
 import sys
 from collections.abc import Callable
 
 import click
+import msgspec
 
 from modelapi.config import ENV_PREFIX, Settings
 from modelapi.errors import ConfigError
@@ -138,7 +138,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _export(settings: Settings) -> None:
-    for field in dataclasses.fields(settings):
+    for field in msgspec.structs.fields(settings):
         value = getattr(settings, field.name)
         name = ENV_PREFIX + field.name.upper()
         if value is None:

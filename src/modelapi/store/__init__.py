@@ -11,9 +11,10 @@ written after the version they name is complete. docs/STORE.md describes the lay
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+import msgspec
 
 from modelapi.bundle import (
     MANIFEST,
@@ -68,8 +69,7 @@ def check_version(text: str, where: str) -> int:
     return int(text)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelRef:
+class ModelRef(msgspec.Struct, frozen=True):
     """A parsed reference: a name with a version or alias, or a bundle folder path."""
 
     name: str = ""
