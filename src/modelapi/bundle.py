@@ -9,7 +9,9 @@ anything from it is used, and artifact names are plain file names: a manifest ca
 reader outside its own folder.
 """
 
-from __future__ import annotations
+# Annotations stay objects here (no `from __future__ import annotations`): msgspec reads the
+# Structs' annotations at their first decode, and evaluating strings then costs milliseconds of
+# every cold start.
 
 import hashlib
 import os

@@ -9,7 +9,9 @@ Layout: `intercept[k]` and, per feature in feature-table order, either a list of
 regressor and a binary classifier (scikit-learn's decision function), else the class count.
 """
 
-from __future__ import annotations
+# Annotations stay objects here (no `from __future__ import annotations`): msgspec reads the
+# Structs' annotations at their first decode, and evaluating strings then costs milliseconds of
+# every cold start.
 
 import math
 from collections.abc import Sequence
@@ -68,7 +70,7 @@ class LinearModel:
         ]
 
     @classmethod
-    def from_bytes(cls, data: bytes, classes: Sequence[object] | None) -> LinearModel:
+    def from_bytes(cls, data: bytes, classes: Sequence[object] | None) -> "LinearModel":
         """Parse `linear.json` bytes; raise BundleError naming the file if they do not fit."""
         try:
             spec = msgspec.json.decode(data, type=LinearSpec)
