@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -129,6 +130,44 @@ def test_access_denied_is_503_then_recovers(
     assert "to read s3://" in reason(answer)
     admin.delete_bucket_policy(Bucket=s3_bucket)
     assert invoke(handler)["statusCode"] == 200
+
+
+@pytest.mark.parametrize("redirect", ["moved", "malformed"])
+def test_a_bucket_in_another_region_is_served_then_a_redirect_loop_is_503(
+    builtin_bundle: Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redirect: str
+) -> None:
+    from modelapi.store.local import LocalStore
+    from tests.unit.test_store_s3_objects import BUCKET, FakeS3
+
+    local = LocalStore(tmp_path / "models")
+    local.put(builtin_bundle)
+    local.set_alias("diabetes", "production", 1)
+    s3 = FakeS3(redirect)  # the bucket is in eu-west-1, the function in us-east-1
+    for file in local.root.rglob("*"):
+        if file.is_file():
+            s3.objects[f"models/{file.relative_to(local.root).as_posix()}"] = file.read_bytes()
+    for name, value in {
+        "AWS_ENDPOINT_URL_S3": s3.url,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_SESSION_TOKEN": "token",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("modelapi.store.s3_objects._sessions", [])  # it caches credentials
+    thread = threading.Thread(target=s3.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        assert invoke(make_handler(f"s3://{BUCKET}/models"))["statusCode"] == 200
+        assert {seen.region for seen in s3.seen} == {"us-east-1", "eu-west-1"}
+        s3.redirect = "loop"
+        answer = invoke(make_handler(f"s3://{BUCKET}/models"))
+    finally:
+        s3.shutdown()
+        s3.server_close()
+        thread.join()
+    assert answer["statusCode"] == 503
+    assert "PermanentRedirect" in reason(answer)
 
 
 @pytest.fixture
