@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,6 +15,7 @@ from modelapi.aws_lambda import LambdaHandler
 from modelapi.bundle import Bundle
 from modelapi.config import Settings
 from modelapi.store import open_store
+from modelapi.store.s3_objects import S3Objects
 from tests.aws_lambda.events import load_event
 
 PREDICT_EVENT = "http_v2_default_predict.json"
@@ -21,17 +23,23 @@ PREDICT_EVENT = "http_v2_default_predict.json"
 
 @pytest.fixture
 def s3_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Count every S3 API call any boto3 client makes, by operation name."""
+    """Count every S3 API call, by operation name: a client's, and the objects read without one."""
     from botocore.client import BaseClient
 
     calls: Counter[str] = Counter()
     original = BaseClient._make_api_call
+    original_get = S3Objects.get
 
     def counting(self: BaseClient, operation: str, params: dict[str, object]) -> object:
         calls[operation] += 1
         return original(self, operation, params)
 
+    def counting_get(self: S3Objects, key: str) -> tuple[int, object]:
+        calls["GetObject"] += 1
+        return original_get(self, key)
+
     monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    monkeypatch.setattr(S3Objects, "get", counting_get)
     return calls
 
 
@@ -103,28 +111,63 @@ def test_missing_model_is_503_then_recovers(s3_store_uri: str, builtin_bundle: B
 
 
 def test_access_denied_is_503_then_recovers(
-    s3_store_uri: str, builtin_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+    s3_bucket: str, s3_store_uri: str, builtin_bundle: Bundle
 ) -> None:
-    from botocore.client import BaseClient
-    from botocore.exceptions import ClientError
+    import boto3
 
     push(builtin_bundle, s3_store_uri)
-    original = BaseClient._make_api_call
-    denied = {"on": True}
-
-    def deny(self: BaseClient, operation: str, params: dict[str, object]) -> object:
-        if denied["on"]:
-            error = {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}
-            raise ClientError(error, operation)
-        return original(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", deny)
+    statement = {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject"}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{**statement, "Resource": f"arn:aws:s3:::{s3_bucket}/*"}],
+    }
+    admin = boto3.client("s3")
+    admin.put_bucket_policy(Bucket=s3_bucket, Policy=json.dumps(policy))
     handler = make_handler(s3_store_uri)
     answer = invoke(handler)
     assert answer["statusCode"] == 503
     assert "access denied" in reason(answer)
-    denied["on"] = False
+    assert "to read s3://" in reason(answer)
+    admin.delete_bucket_policy(Bucket=s3_bucket)
     assert invoke(handler)["statusCode"] == 200
+
+
+@pytest.mark.parametrize("redirect", ["moved", "malformed"])
+def test_a_bucket_in_another_region_is_served_then_a_redirect_loop_is_503(
+    builtin_bundle: Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redirect: str
+) -> None:
+    from modelapi.store.local import LocalStore
+    from tests.unit.test_store_s3_objects import BUCKET, FakeS3
+
+    local = LocalStore(tmp_path / "models")
+    local.put(builtin_bundle)
+    local.set_alias("diabetes", "production", 1)
+    s3 = FakeS3(redirect)  # the bucket is in eu-west-1, the function in us-east-1
+    for file in local.root.rglob("*"):
+        if file.is_file():
+            s3.objects[f"models/{file.relative_to(local.root).as_posix()}"] = file.read_bytes()
+    for name, value in {
+        "AWS_ENDPOINT_URL_S3": s3.url,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_SESSION_TOKEN": "token",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("modelapi.store.s3_objects._sessions", [])  # it caches credentials
+    thread = threading.Thread(target=s3.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        assert invoke(make_handler(f"s3://{BUCKET}/models"))["statusCode"] == 200
+        assert {seen.region for seen in s3.seen} == {"us-east-1", "eu-west-1"}
+        s3.redirect = "loop"
+        answer = invoke(make_handler(f"s3://{BUCKET}/models"))
+    finally:
+        s3.shutdown()
+        s3.server_close()
+        thread.join()
+    assert answer["statusCode"] == 503
+    assert "PermanentRedirect" in reason(answer)
 
 
 @pytest.fixture

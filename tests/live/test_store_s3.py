@@ -23,6 +23,7 @@ from modelapi.store import ModelStore, open_store, parse_ref
 from modelapi.store.copy import copy_model
 from modelapi.store.local import LocalStore
 from modelapi.store.s3 import S3Store
+from modelapi.store.s3_objects import S3Objects
 
 
 def _bundle(builtin: Bundle, name: str = "m", extra: bytes = b"<html>report</html>") -> Bundle:
@@ -325,18 +326,33 @@ def test_the_uri_is_normalised_and_an_empty_prefix_works(s3_bucket: str, bundle:
     assert root.versions("m") == [1]
 
 
-def test_serving_reads_one_object_per_file(s3_store_uri: str, bundle: Bundle) -> None:
+def test_serving_reads_one_object_per_file_and_makes_no_client(
+    s3_store_uri: str, bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = S3Store(s3_store_uri)
+    writer.put(bundle)
+    writer.set_alias("m", "production", 1)
+    keys: list[str] = []
+    original = S3Objects.get
+
+    def counting(self: S3Objects, key: str) -> tuple[int, object]:
+        keys.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(S3Objects, "get", counting)
     store = S3Store(s3_store_uri)
-    store.put(bundle)
-    store.set_alias("m", "production", 1)
-    calls: list[str] = []
-    store._client.meta.events.register(
-        "before-call.s3", lambda model, **_: calls.append(model.name)
-    )
     version = store.resolve_alias("m", "production")
     assert version == 1
-    store.read("m", version, serving_only=True)
-    assert calls == ["GetObject", "GetObject", "GetObject"]
+    assert (
+        store.read("m", version, serving_only=True).files["linear.json"]
+        == (bundle.files["linear.json"])
+    )
+    assert keys == [
+        "models/m/aliases/production",
+        "models/m/1/manifest.json",
+        "models/m/1/linear.json",
+    ]
+    assert store._client_made is None  # a client is made only to list or write
 
 
 def test_a_version_number_taken_by_another_writer_is_skipped(

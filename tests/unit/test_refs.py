@@ -115,8 +115,10 @@ def test_an_unsupported_store_uri_is_refused(uri: str) -> None:
         open_store(uri)
 
 
-def test_an_s3_store_without_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "boto3", None)
+def test_an_s3_store_without_botocore_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in [name for name in sys.modules if name.split(".")[0] == "botocore"]:
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setitem(sys.modules, "botocore", None)
     with pytest.raises(MissingExtra, match=r"pip install 'modelapi\[s3\]'"):
         open_store("s3://bucket/models")
 

@@ -1,4 +1,4 @@
-"""A store in an S3 bucket (or anything that speaks the S3 API), through boto3.
+"""A store in an S3 bucket (or anything that speaks the S3 API), through botocore.
 
 Same layout and protocol as the local store (docs/STORE.md), under `s3://bucket/prefix`:
 
@@ -10,13 +10,13 @@ Same layout and protocol as the local store (docs/STORE.md), under `s3://bucket/
 A version number is claimed with a conditional PutObject (`If-None-Match: *`) on its claim
 key: S3 lets exactly one writer create a key that way, so two trainings of one name finishing
 at once get two distinct versions. Credentials and the endpoint (`AWS_ENDPOINT_URL_S3`) come
-from boto3's own configuration chain, never from modelapi settings.
+from botocore's own configuration chain (boto3's), never from modelapi settings. Objects are read
+without building a client (`s3_objects`); listing and writing make one on first use.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ from modelapi.bundle import (
 from modelapi.errors import BundleError, BundleNotFound, ConfigError, ModelapiError, StoreError
 from modelapi.predictor import require
 from modelapi.store import check_complete, check_name, is_name
+from modelapi.store.s3_objects import S3Objects, new_client
 
 __all__ = ["S3Store"]
 
@@ -71,21 +72,40 @@ class S3Store:
         self.bucket, self.prefix = _parse_uri(uri)
         self.uri = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
         self._root = f"{self.prefix}/" if self.prefix else ""
-        boto3 = require("boto3", "s3")
-        config = require("botocore.config", "s3")
         self._errors = require("botocore.exceptions", "s3")
+        config = require("botocore.config", "s3")
         # Bounded timeouts and few retries: a dead endpoint must fail in seconds, not minutes,
         # because a serving process reports it (503) and retries later on its own.
-        settings = config.Config(
+        self._settings = config.Config(
             connect_timeout=connect_timeout_s,
             read_timeout=read_timeout_s,
             retries={"max_attempts": max_attempts, "mode": "standard"},
         )
+        self._client_made: Any = None
         try:
-            self._client: Any = _new_client(boto3, settings)
+            # Objects are read without a client (s3_objects): serving never builds one.
+            self._objects = S3Objects(
+                self.bucket,
+                connect_timeout_s=connect_timeout_s,
+                read_timeout_s=read_timeout_s,
+                max_attempts=max_attempts,
+            )
         except Exception as exc:  # botocore raises ValueError and its own types for bad setup.
             raise ConfigError(f"S3 client for {self.uri} cannot be created: {exc}") from exc
-        self.endpoint: str = str(self._client.meta.endpoint_url)
+        self.endpoint: str = self._objects.endpoint
+
+    @property
+    def _client(self) -> Any:
+        """The botocore client for listing and writing, made on first use.
+
+        It gets the endpoint the store resolved when it was opened, as the objects do.
+        """
+        if self._client_made is None:
+            try:
+                self._client_made = new_client(self._settings, self._objects.configured_endpoint)
+            except Exception as exc:  # as in __init__
+                raise ConfigError(f"S3 client for {self.uri} cannot be created: {exc}") from exc
+        return self._client_made
 
     def names(self) -> list[str]:
         """Model names with at least one complete version."""
@@ -234,14 +254,13 @@ class S3Store:
     ) -> bytes:
         """An object's bytes; refuse it before downloading when it is larger than expected."""
         try:
-            response = self._client.get_object(Bucket=self.bucket, Key=key)
-            size = int(response["ContentLength"])
+            size, body = self._objects.get(key)
             if size > max_bytes:
-                response["Body"].close()
+                body.close()
                 file = key.rsplit("/", 1)[-1]
                 expectation = f"manifest says {max_bytes}" if exact else f"limit {max_bytes}"
                 raise BundleError(f"{file}: size {size} bytes, {expectation}")
-            data: bytes = response["Body"].read()
+            data: bytes = body.read()
         except ModelapiError:
             raise
         except Exception as exc:
@@ -305,20 +324,6 @@ class S3Store:
         if isinstance(exc, errors.BotoCoreError):
             return StoreError(f"S3 failed to {action} {target}: {exc}")
         raise exc
-
-
-_session_lock = threading.Lock()
-_sessions: list[Any] = []
-
-
-def _new_client(boto3: Any, settings: Any) -> Any:
-    # One boto3 session for every store, created on first use: clients made from one session
-    # share its parsed service model (10 ms instead of 150 ms each), and sessions are not
-    # thread-safe, so clients are made under a lock. The clients themselves are thread-safe.
-    with _session_lock:
-        if not _sessions:
-            _sessions.append(boto3.session.Session())
-        return _sessions[0].client("s3", config=settings)
 
 
 _PERMISSION = {"read": "s3:GetObject", "write": "s3:PutObject", "list": "s3:ListBucket"}
