@@ -387,3 +387,28 @@ def test_a_prediction_past_a_double_names_its_line(columnar: bool, chunk_rows: i
     body = b"X,Y val,Z\n1,2,3\n999999999,2,3\n4,5,6\n"
     message = outcome(predictor, body, linear=spec if columnar else None, chunk_rows=chunk_rows)
     assert message == f"InvalidInput: line 3: {OUT_OF_RANGE}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(cells=st.lists(st.tuples(WHOLE, DECIMAL, DECIMAL), min_size=1, max_size=40))
+def test_columnar_regression_answers_are_the_record_paths_to_the_bit(
+    cells: list[tuple[str, str, str]],
+) -> None:
+    # Values are written with repr, so any difference in a parsed number would show.
+    predictor, spec = linear_predictor("regression", [0.0], [[1.0], [1.0], [1e-3]], None)
+    body = "X,Y val,Z\n" + "".join(f"{x},{y},{z}\n" for x, y, z in cells)
+    fast = outcome(predictor, body.encode(), linear=spec, chunk_rows=1000)
+    slow = outcome(predictor, body.encode(), linear=None, chunk_rows=1000)
+    assert fast == slow
+
+
+@pytest.mark.parametrize("intercept", [0.0, 1e-9, -1e-9, 3.7, -3.7, 35.0, -35.0, 40.0, -745.0])
+def test_columnar_probabilities_are_format_probability_of_the_numbers(intercept: float) -> None:
+    np = pytest.importorskip("numpy")
+    predictor, spec = linear_predictor("logistic", [intercept], [[0.0], [0.0], [0.0]], (0, 1))
+    out = run(predictor, b"X,Y val,Z\n1,2,3\n4,5,6\n", linear=spec, chunk_rows=10)
+    e = np.exp(-abs(intercept))
+    p1 = float(1.0 / (1.0 + e) if intercept >= 0 else e / (1.0 + e))
+    label = "1" if intercept > 0 else "0"
+    cells = f"{label},{format_probability(1.0 - p1)},{format_probability(p1)}"
+    assert out.decode().splitlines()[1:] == [f"1,2,3,{cells}", f"4,5,6,{cells}"]
