@@ -39,7 +39,7 @@ _MAX_DIGITS = 15
 _MAX_CELL_CHARS = 17  # sign, 15 digits, dot
 _PROBABILITY_CHARS = 2 + PROBABILITY_DECIMALS
 _EXACT_LIMIT = float(2**53)
-_ROWS_PER_PASS = 4096
+_PASS_BYTES = 128 * 1024
 _COMMA, _NEWLINE, _DOT, _PLUS, _MINUS, _ZERO = 44, 10, 46, 43, 45, 48
 
 
@@ -90,14 +90,15 @@ class ColumnarScorer:
         """Answer lines for a block of whole `\\n`-ended lines, or None to use the record path."""
         np = self._np
         buf = np.frombuffer(block, dtype=np.uint8)
-        ends = np.flatnonzero(buf == _NEWLINE)[_ROWS_PER_PASS - 1 :: _ROWS_PER_PASS] + 1
-        if ends.size == 0 or ends[-1] != buf.size:
-            ends = np.append(ends, buf.size)
         written = []
         start = 0
-        # Passes of a few thousand rows keep every array small: cache-resident, and reused by
+        # Passes of about _PASS_BYTES keep every array small: cache-resident, and reused by
         # the allocator instead of mapped and faulted in afresh.
-        for end in ends.tolist():
+        while start < len(block):
+            end = (
+                block.rfind(b"\n", start, start + _PASS_BYTES) + 1
+                or block.find(b"\n", start + _PASS_BYTES) + 1
+            )
             parsed = self._parse(buf[start:end])
             predicted = None if parsed is None else self._predict(parsed)
             if predicted is None:
@@ -246,12 +247,12 @@ class ColumnarScorer:
             at = 0
             if self._label_matrix is not None:
                 at = 1 + self._label_matrix.shape[1]
-                text[:, 1:at] = self._label_matrix[labels]
+                text[:, 1:at] = self._label_matrix.take(labels, axis=0)
             for p in numbers:
                 self._fixed(p, text, at + 1)
                 at += 1 + _PROBABILITY_CHARS
-            # Answer text has no CR, so splitlines cuts exactly at each row's newline.
-            pieces = text.tobytes().splitlines(keepends=True)
+            # One bytes object per row (an S dtype drops only trailing NULs; rows end in a newline).
+            pieces = text.view(f"S{text.shape[1]}").ravel().tolist()
             if self._label_matrix is None:
                 names = [b"," + label for label in self._labels]
                 pieces = [
@@ -277,7 +278,7 @@ class ColumnarScorer:
         for half in (high, low):
             left = half // 10**4
             four = self._four_digits
-            words.append(four[left] | four[half - left * 10**4] << np.uint64(32))
+            words.append(four.take(left) | four.take(half - left * 10**4) << np.uint64(32))
         n_rows, width = text.shape
 
         def column(offset: int) -> Words:

@@ -63,8 +63,9 @@ class _Lines:
         self._bytes_per_line = 64.0
         self.bytes_read = 0
 
-    def take(self, n_lines: int) -> bytes:
-        """Up to `n_lines` whole lines, each ending in `\\n` (added to a last line); b"" at EOF."""
+    def take(self, n_lines: int) -> tuple[bytes, int]:
+        """Up to `n_lines` whole lines, each ending in `\\n` (added to a last line), and how
+        many; (b"", 0) at EOF."""
         parts = [self._pending]
         have = self._pending.count(b"\n")
         while have < n_lines and not self._eof:
@@ -77,16 +78,18 @@ class _Lines:
         data = b"".join(parts)
         if have >= n_lines:
             cut = _after_newline(data, n_lines, have)
+            have = n_lines
         else:
             cut = len(data)
             if data and not data.endswith(b"\n"):
                 data += b"\n"
                 cut += 1
+                have += 1
         block, self._pending = data[:cut], data[cut:]
         self.bytes_read += len(block)
         if n_lines >= 64 and block:
-            self._bytes_per_line = len(block) / max(1, min(n_lines, have))
-        return block
+            self._bytes_per_line = len(block) / max(1, have)
+        return block, have
 
 
 def _after_newline(data: bytes, n: int, total: int) -> int:
@@ -172,10 +175,10 @@ def score_csv(
 
     def more() -> Iterator[str]:
         # Lines after a block, for a quoted cell that runs on past the block's end.
-        while line := lines.take(1):
+        while line := lines.take(1)[0]:
             yield _decode(line, line_no + 1)
 
-    first = lines.take(1)
+    first, _ = lines.take(1)
     if not first:
         raise InvalidInput("input", "is empty: the first line must be a header naming the columns")
     head = _decode(first.removeprefix(b"\xef\xbb\xbf"), 1)
@@ -198,7 +201,10 @@ def score_csv(
 
     threads = threads if scorer.parallel else 1
     with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
-        while block := lines.take(chunk_rows):
+        while True:
+            block, n_block = lines.take(chunk_rows)
+            if not block:
+                break
             plain = _plain(block)
             if plain is not None:
                 if pool is None:
@@ -206,7 +212,6 @@ def score_csv(
                 else:
                     job = pool.submit(_score_plain, scorer, plain, line_no + 1)
                     pending.append((job, lines.bytes_read))
-                n_block = plain.count(b"\n")
                 n_rows += n_block
                 line_no += n_block
                 write(threads)

@@ -412,3 +412,15 @@ def test_columnar_probabilities_are_format_probability_of_the_numbers(intercept:
     label = "1" if intercept > 0 else "0"
     cells = f"{label},{format_probability(1.0 - p1)},{format_probability(p1)}"
     assert out.decode().splitlines()[1:] == [f"1,2,3,{cells}", f"4,5,6,{cells}"]
+
+
+def test_lines_longer_than_a_columnar_pass_score_as_the_record_path() -> None:
+    predictor, spec = NUMERIC_MODELS["binary"]
+    # Two notes of 100,000 characters: a line past 128 kB, each cell within csv's field limit.
+    note = ",".join(["t" * 100_000] * 2)
+    lines = [f"{i},{i / 3:.4f},{-i},{note if i % 7 == 3 else 'a,b'}" for i in range(40)]
+    data = ("X,Y val,Z,note,more\n" + "\n".join(lines) + "\n").encode()
+    fast = run(predictor, data, linear=spec, chunk_rows=1000)
+    slow = run(predictor, data, linear=None, chunk_rows=1000)
+    assert_same_answers(fast, slow, 6)
+    assert fast.count(b"\n") == 41
