@@ -72,7 +72,6 @@ class ColumnarScorer:
         self._pow10 = numpy.asarray([10.0**k for k in range(_MAX_CELL_CHARS + 2)])
         self._int_pow10 = numpy.asarray([10**k for k in range(_MAX_CELL_CHARS + 2)], numpy.uint64)
         self._bit = numpy.asarray([1 << k for k in range(_MAX_CELL_CHARS + 1)], numpy.uint64)
-        self._low_bits = self._bit - numpy.uint64(1)
         self._bit_index = numpy.zeros(37, dtype=numpy.int64)
         self._bit_index[[2**k % 37 for k in range(_MAX_CELL_CHARS + 1)]] = range(
             _MAX_CELL_CHARS + 1
@@ -139,7 +138,7 @@ class ColumnarScorer:
         last = cell_ends - 1
         scaled = self._window(digit, width, 10).take(last) % self._int_pow10.take(lengths)
         odd = self._window((~is_digit).view(np.uint8), width, 2).take(last)
-        odd &= self._low_bits.take(lengths)
+        odd &= (np.uint64(1) << lengths.astype(np.uint64)) - np.uint64(1)
         digits = lengths
         decimals = None
         negative = None
