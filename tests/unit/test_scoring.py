@@ -424,3 +424,27 @@ def test_lines_longer_than_a_columnar_pass_score_as_the_record_path() -> None:
     slow = run(predictor, data, linear=None, chunk_rows=1000)
     assert_same_answers(fast, slow, 6)
     assert fast.count(b"\n") == 41
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_blank_lines_in_plain_blocks_are_dropped_and_counted(columnar: bool) -> None:
+    predictor, spec = NUMERIC_MODELS["binary"]
+    linear = spec if columnar else None
+    body = b"X,Y val,Z\n\n1,2,3\n\n\n4,5,6\n\n"
+    out = run(predictor, body, linear=linear, chunk_rows=1000)
+    assert out.count(b"\n") == 3
+    assert out == run(predictor, b"X,Y val,Z\n1,2,3\n4,5,6\n", linear=linear, chunk_rows=1000)
+    bad = outcome(predictor, b"X,Y val,Z\n1,2,3\n\n4,x,6\n", linear=linear, chunk_rows=1000)
+    assert bad == "InvalidInput: line 4, y_val: must be a number"
+
+
+def test_remote_scoring_sends_no_blank_rows() -> None:
+    predictor, _ = NUMERIC_MODELS["binary"]
+
+    def post(body: bytes) -> bytes:
+        assert b"\n\n" not in body
+        return write_csv(predictor, predictor.predict(parse_csv(predictor, body, 100)))
+
+    data = b"X,Y val,Z\n1,2,3\n\n4,5,6\n"
+    remote = remote_run(predictor, data, post, request_rows=8)
+    assert remote == run(predictor, data, linear=None, chunk_rows=16)
