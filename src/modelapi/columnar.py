@@ -38,6 +38,7 @@ PROBABILITY_DECIMALS = 15
 _MAX_DIGITS = 15
 _MAX_CELL_CHARS = 17  # sign, 15 digits, dot
 _PROBABILITY_CHARS = 2 + PROBABILITY_DECIMALS
+_ROOM = ord("?")  # a character of an answer template that is written per row
 _EXACT_LIMIT = float(2**53)
 _PASS_BYTES = 128 * 1024
 _COMMA, _NEWLINE, _DOT, _PLUS, _MINUS, _ZERO = 44, 10, 46, 43, 45, 48
@@ -78,7 +79,9 @@ class ColumnarScorer:
         )
         self._four_digits = _four_digits(numpy)
         label_chars = None if self._label_matrix is None else self._label_matrix.shape[1]
-        self._template = _answer_template(numpy, label_chars, len(labels))
+        template = _answer_template(label_chars, len(labels))
+        self._answer_chars = len(template)
+        self._fixed_chars = [(at, char) for at, char in enumerate(template) if char != _ROOM]
 
     @classmethod
     def supports(cls, spec: LinearSpec | None, features: Sequence[Feature]) -> bool:
@@ -240,9 +243,11 @@ class ColumnarScorer:
         if labels is None:
             pieces = [f",{v!r}\n".encode() for v in numbers[0].tolist()]
         else:
-            # Rows start as the template (commas, dots, newline); the rest is written in place.
-            text = np.empty((labels.size, self._template.size), dtype=np.uint8)
-            text[:] = self._template
+            # The template's fixed characters (commas, dots, newline) a column at a time: a
+            # row at a time would be one small copy per row.
+            text = np.empty((labels.size, self._answer_chars), dtype=np.uint8)
+            for column, char in self._fixed_chars:
+                text[:, column] = char
             at = 0
             if self._label_matrix is not None:
                 at = 1 + self._label_matrix.shape[1]
@@ -313,15 +318,13 @@ def _shifted_sum(
     return out
 
 
-def _answer_template(numpy: ModuleType, label_chars: int | None, n_probabilities: int) -> Bytes:
-    """One answer row's fixed characters: a comma and room for a label of `label_chars`
-    (none when None), then per probability a comma, room for the digit, the dot and room
-    for the decimals; then the newline."""
+def _answer_template(label_chars: int | None, n_probabilities: int) -> bytes:
+    """One answer row's fixed characters and room (`?`) for the rest: a comma and a label of
+    `label_chars` (none when None), then per probability a comma, the digit, the dot and
+    the decimals; then the newline."""
     probability = b",?." + b"?" * PROBABILITY_DECIMALS
     label = b"" if label_chars is None else b"," + b"?" * label_chars
-    row = label + probability * n_probabilities + b"\n"
-    template: Bytes = numpy.frombuffer(row, dtype=numpy.uint8).copy()
-    return template
+    return label + probability * n_probabilities + b"\n"
 
 
 def _four_digits(numpy: ModuleType) -> Words:
