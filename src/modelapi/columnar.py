@@ -14,10 +14,9 @@ feature in the same order as `LinearModel`, so it is bit-for-bit the pure-Python
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelapi.formats.linear import LinearSpec
 from modelapi.schema import Feature
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     Floats = npt.NDArray[np.float64]
     Ints = npt.NDArray[np.int64]
     Words = npt.NDArray[np.uint64]
+    UInts = npt.NDArray[np.unsignedinteger[Any]]
 
 __all__ = ["PROBABILITY_DECIMALS", "ColumnarScorer", "format_probability"]
 
@@ -37,8 +37,10 @@ __all__ = ["PROBABILITY_DECIMALS", "ColumnarScorer", "format_probability"]
 PROBABILITY_DECIMALS = 15
 _MAX_DIGITS = 15
 _MAX_CELL_CHARS = 17  # sign, 15 digits, dot
+_PROBABILITY_CHARS = 2 + PROBABILITY_DECIMALS
+_ROOM = ord("?")  # a character of an answer template that is written per row
 _EXACT_LIMIT = float(2**53)
-_ROWS_PER_PASS = 4096
+_PASS_BYTES = 128 * 1024
 _COMMA, _NEWLINE, _DOT, _PLUS, _MINUS, _ZERO = 44, 10, 46, 43, 45, 48
 
 
@@ -69,7 +71,17 @@ class ColumnarScorer:
         self._all_columns = list(feature_columns) == list(range(n_columns))
         self._integer = numpy.asarray([f.type == "integer" for f in features], dtype=bool)
         self._pow10 = numpy.asarray([10.0**k for k in range(_MAX_CELL_CHARS + 2)])
-        self._five_digits = _five_digits(numpy)
+        self._int_pow10 = numpy.asarray([10**k for k in range(_MAX_CELL_CHARS + 2)], numpy.uint64)
+        self._bit = numpy.asarray([1 << k for k in range(_MAX_CELL_CHARS + 1)], numpy.uint64)
+        self._bit_index = numpy.zeros(37, dtype=numpy.int64)
+        self._bit_index[[2**k % 37 for k in range(_MAX_CELL_CHARS + 1)]] = range(
+            _MAX_CELL_CHARS + 1
+        )
+        self._four_digits = _four_digits(numpy)
+        label_chars = None if self._label_matrix is None else self._label_matrix.shape[1]
+        template = _answer_template(label_chars, len(labels))
+        self._answer_chars = len(template)
+        self._fixed_chars = [(at, char) for at, char in enumerate(template) if char != _ROOM]
 
     @classmethod
     def supports(cls, spec: LinearSpec | None, features: Sequence[Feature]) -> bool:
@@ -80,14 +92,15 @@ class ColumnarScorer:
         """Answer lines for a block of whole `\\n`-ended lines, or None to use the record path."""
         np = self._np
         buf = np.frombuffer(block, dtype=np.uint8)
-        ends = np.flatnonzero(buf == _NEWLINE)[_ROWS_PER_PASS - 1 :: _ROWS_PER_PASS] + 1
-        if ends.size == 0 or ends[-1] != buf.size:
-            ends = np.append(ends, buf.size)
         written = []
         start = 0
-        # Passes of a few thousand rows keep every array small: cache-resident, and reused by
+        # Passes of about _PASS_BYTES keep every array small: cache-resident, and reused by
         # the allocator instead of mapped and faulted in afresh.
-        for end in ends.tolist():
+        while start < len(block):
+            end = (
+                block.rfind(b"\n", start, start + _PASS_BYTES) + 1
+                or block.find(b"\n", start + _PASS_BYTES) + 1
+            )
             parsed = self._parse(buf[start:end])
             predicted = None if parsed is None else self._predict(parsed)
             if predicted is None:
@@ -104,7 +117,7 @@ class ColumnarScorer:
         if n_rows == 0 or separators.size != n_rows * self._n_columns:
             return None
         ends = separators.reshape(n_rows, self._n_columns)
-        if not is_newline[ends[:, -1]].all():
+        if not is_newline.take(ends[:, -1]).all():
             return None
         starts = np.empty_like(separators)
         starts[0] = 0
@@ -118,49 +131,79 @@ class ColumnarScorer:
         width = int(lengths.max())
         if width > _MAX_CELL_CHARS or int(lengths.min()) == 0:
             return None
-        # Cells are read right-aligned, one character position at a time over every cell:
-        # `padded[at]` is character k of each cell padded on the left to `width`.
-        padded = np.concatenate([np.zeros(width, dtype=np.uint8), buf])
-        skip = width - lengths
-        n_cells = cell_ends.size
-        scaled = np.zeros(n_cells)
-        n_digits = np.zeros(n_cells, dtype=np.int8)
-        n_dots = np.zeros(n_cells, dtype=np.int8)
-        decimals = np.zeros(n_cells, dtype=np.int64)
-        at = cell_ends.copy()
-        for k in range(width):
-            char = padded[at]
-            at += 1
+        # Every character at once: its digit (0 for any other character), and whether it is
+        # not a digit. Windows of `width` characters ending at each cell's last character then
+        # hold the cell's digits as a number (dot and sign count as 0) and its non-digits as
+        # bits; the part of the window before the cell is cut off with `% 10**length`.
+        digit = buf - np.uint8(_ZERO)
+        is_digit = digit < 10
+        digit *= is_digit
+        last = cell_ends - 1
+        scaled = self._window(digit, width, 10).take(last) % self._int_pow10.take(lengths)
+        odd = self._window((~is_digit).view(np.uint8), width, 2).take(last)
+        odd &= (np.uint64(1) << lengths.astype(np.uint64)) - np.uint64(1)
+        digits = lengths
+        decimals = None
+        negative = None
+        unusual = np.flatnonzero(odd != 0)
+        if unusual.size:
+            # Cells with a dot or a sign: allowed is one dot anywhere and a sign first.
+            bits = odd.take(unusual)
+            lowest = bits & (np.uint64(0) - bits)
+            rest = bits ^ lowest
+            at = self._bit_index.take(lowest % np.uint64(37))  # 2**k % 37 differs for k < 36
+            length = lengths.take(unusual)
+            char = buf.take(last.take(unusual) - at)
+            first = buf.take(cell_starts.take(unusual))
+            first_is_sign = (first == _PLUS) | (first == _MINUS)
             is_dot = char == _DOT
-            char -= np.uint8(_ZERO)
-            is_digit = char < 10
-            if k < width - 1:
-                inside = skip <= k
-                is_digit &= inside
-                is_dot &= inside
-            # Positional value with the dot's place left at zero: exact in float64 below 2**53.
-            scaled *= 10.0
-            char *= is_digit
-            scaled += char
-            n_digits += is_digit
-            n_dots += is_dot
-            decimals += is_dot * (width - 1 - k)
-        first = buf[cell_starts]
-        signed = (first == _PLUS) | (first == _MINUS)
-        if (lengths - n_digits - n_dots - signed).any() or (n_dots > 1).any():
+            alone = rest == 0
+            lone_sign = alone & first_is_sign & (at == length - 1)
+            dot_and_sign = (rest == self._bit.take(length - 1)) & first_is_sign & is_dot
+            if not np.where(alone, is_dot | lone_sign, dot_and_sign).all():
+                return None
+            digits = lengths.copy()
+            digits[unusual] -= np.where(alone, 1, 2)
+            dotted = unusual[is_dot]
+            decimals = at[is_dot]
+            negative = unusual[first == _MINUS]
+        if int(digits.min()) == 0 or int(digits.max()) > _MAX_DIGITS:
             return None
-        if not n_digits.all() or (n_digits > _MAX_DIGITS).any() or (scaled >= _EXACT_LIMIT).any():
+        if int(scaled.max()) >= _EXACT_LIMIT:
             return None
-        whole = np.floor(scaled / self._pow10[decimals + 1])
-        mantissa = np.where(n_dots > 0, scaled - 9.0 * whole * self._pow10[decimals], scaled)
-        values = mantissa / self._pow10[decimals]
-        values = np.where(first == _MINUS, -values, values).reshape(n_rows, self._columns.size)
+        values = scaled.astype(np.float64)
+        if decimals is not None and decimals.size:
+            # The dot's place was read as a 0 digit: drop it, then scale exactly once.
+            shifted = scaled.take(dotted)
+            whole = shifted // self._int_pow10.take(decimals + 1)
+            mantissa = shifted - whole * np.uint64(9) * self._int_pow10.take(decimals)
+            values[dotted] = mantissa.astype(np.float64) / self._pow10.take(decimals)
+        if negative is not None and negative.size:
+            values[negative] = -values[negative]
+        values = values.reshape(n_rows, self._columns.size)
         if self._integer.any():
             ints = values[:, self._integer]
             if (ints != np.floor(ints)).any():
                 return None
         result: Floats = values
         return result
+
+    def _window(self, values: UInts, width: int, base: int) -> UInts:
+        """At each position, the last `width` values read as a number in `base` (leftmost
+        most significant; positions before the buffer count as 0)."""
+        np = self._np
+        levels: dict[int, UInts] = {1: values}
+        size = 1
+        while size * 2 <= width:
+            levels[size * 2] = _shifted_sum(np, levels[size], levels[size], size, base, size * 2)
+            size *= 2
+        window = levels[size]
+        covered = size
+        for part in sorted(levels, reverse=True):
+            if covered + part <= width:
+                window = _shifted_sum(np, window, levels[part], covered, base, covered + part)
+                covered += part
+        return window
 
     def _predict(self, values: Floats) -> tuple[Ints | None, list[Floats]] | None:
         """(class index per row or None, then the answer values: probabilities or the value).
@@ -200,19 +243,20 @@ class ColumnarScorer:
         if labels is None:
             pieces = [f",{v!r}\n".encode() for v in numbers[0].tolist()]
         else:
-            columns = [self._fixed(p) for p in numbers]
-            if self._label_matrix is not None:
-                columns.insert(0, self._label_matrix[labels])
-            width = sum(1 + c.shape[1] for c in columns) + 1
-            text = np.empty((labels.size, width), dtype=np.uint8)
+            # The template's fixed characters (commas, dots, newline) a column at a time: a
+            # row at a time would be one small copy per row.
+            text = np.empty((labels.size, self._answer_chars), dtype=np.uint8)
+            for column, char in self._fixed_chars:
+                text[:, column] = char
             at = 0
-            for column in columns:
-                text[:, at] = _COMMA
-                text[:, at + 1 : at + 1 + column.shape[1]] = column
-                at += 1 + column.shape[1]
-            text[:, at] = _NEWLINE
-            # Answer text has no CR, so splitlines cuts exactly at each row's newline.
-            pieces = text.tobytes().splitlines(keepends=True)
+            if self._label_matrix is not None:
+                at = 1 + self._label_matrix.shape[1]
+                text[:, 1:at] = self._label_matrix.take(labels, axis=0)
+            for p in numbers:
+                self._fixed(p, text, at + 1)
+                at += 1 + _PROBABILITY_CHARS
+            # One bytes object per row (an S dtype drops only trailing NULs; rows end in a newline).
+            pieces = text.view(f"S{text.shape[1]}").ravel().tolist()
             if self._label_matrix is None:
                 names = [b"," + label for label in self._labels]
                 pieces = [
@@ -224,31 +268,72 @@ class ColumnarScorer:
         interleaved[1::2] = pieces
         return b"".join(interleaved)
 
-    def _fixed(self, p: Floats) -> Bytes:
-        """`0.123456789012345` per row: rint(p * 1e15), the arithmetic of `format_probability`."""
+    def _fixed(self, p: Floats, text: Bytes, at: int) -> None:
+        """Write `0.123456789012345` per row at column `at` of `text` (its dot is there).
+
+        rint(p * 1e15) is the arithmetic of `format_probability`; its 16 digits are looked up
+        four at a time and written as two 8-byte words per row.
+        """
         np = self._np
         scaled = np.rint(p * 10.0**PROBABILITY_DECIMALS).astype(np.int64)
-        whole, frac = np.divmod(scaled, 10**PROBABILITY_DECIMALS)
-        text: Bytes = np.empty((p.size, 2 + PROBABILITY_DECIMALS), dtype=np.uint8)
-        text[:, 0] = whole.astype(np.uint8) + _ZERO
-        text[:, 1] = _DOT
-        for group in range(3):
-            part = frac // 10 ** (10 - 5 * group) % 100_000
-            digits = self._five_digits[part].view(np.uint8).reshape(p.size, 8)
-            text[:, 2 + 5 * group : 7 + 5 * group] = digits[:, :5]
-        return text
+        high = scaled // 10**8  # the whole digit (0 or 1) and 7 decimals
+        low = scaled - high * 10**8
+        words = []
+        for half in (high, low):
+            left = half // 10**4
+            four = self._four_digits
+            words.append(four.take(left) | four.take(half - left * 10**4) << np.uint64(32))
+        n_rows, width = text.shape
+
+        def column(offset: int) -> Words:
+            view: Words = np.ndarray((n_rows,), "<u8", text, offset, (width,))
+            return view
+
+        # Decimals 1-7 then 8-15; the second word overwrites the first one's spare byte.
+        column(at + 2)[:] = words[0] >> np.uint64(8)
+        column(at + 2 + 7)[:] = words[1]
+        text[:, at] = words[0].astype(np.uint8)
 
 
-@functools.cache
-def _five_digits(numpy: ModuleType) -> Words:
-    """Entry k holds the five ASCII digits of k (and three spare bytes) in one 8-byte word.
+def _shifted_sum(
+    numpy: ModuleType, low: UInts, high: UInts, shift: int, base: int, n_places: int
+) -> UInts:
+    """`low[i] + high[i - shift] * base**shift` (0 where i < shift), in the narrowest unsigned
+    type that holds `n_places` places of `base`."""
+    bits = (base**n_places - 1).bit_length()
+    dtype = (
+        numpy.uint8
+        if bits <= 8
+        else numpy.uint16
+        if bits <= 16
+        else numpy.uint32
+        if bits <= 32
+        else numpy.uint64
+    )
+    out: UInts = low.astype(dtype)
+    if shift < out.size:
+        # Cast first: a ufunc casting on the fly is many times slower than a plain copy.
+        shifted = (out if high is low else high.astype(dtype))[:-shift] * dtype(base**shift)
+        out[shift:] += shifted
+    return out
 
-    Three one-word lookups write fifteen decimals; a word gathers faster than five bytes.
-    """
-    places = numpy.asarray([10_000, 1000, 100, 10, 1])
-    table = numpy.zeros((100_000, 8), dtype=numpy.uint8)
-    table[:, :5] = numpy.arange(100_000)[:, None] // places % 10 + _ZERO
-    words: Words = table.view(numpy.uint64).ravel()
+
+def _answer_template(label_chars: int | None, n_probabilities: int) -> bytes:
+    """One answer row's fixed characters and room (`?`) for the rest: a comma and a label of
+    `label_chars` (none when None), then per probability a comma, the digit, the dot and
+    the decimals; then the newline."""
+    probability = b",?." + b"?" * PROBABILITY_DECIMALS
+    label = b"" if label_chars is None else b"," + b"?" * label_chars
+    return label + probability * n_probabilities + b"\n"
+
+
+def _four_digits(numpy: ModuleType) -> Words:
+    """Entry k holds the four ASCII digits of k, as the low half of an 8-byte word (40 kB of
+    uint32 would do, but the words are shifted and combined as uint64 anyway)."""
+    places = numpy.asarray([1000, 100, 10, 1])
+    table = numpy.zeros((10_000, 8), dtype=numpy.uint8)
+    table[:, :4] = numpy.arange(10_000)[:, None] // places % 10 + _ZERO
+    words: Words = table.view("<u8").ravel()
     return words
 
 

@@ -158,8 +158,9 @@ class RemoteScorer:
         self._sent_header = csv_line([header[i] for i in self._columns])
 
     def score_block(self, block: bytes, first_line: int) -> bytes | None:
-        """Send a plain block as it is when its columns are exactly the features."""
-        if self._raw_header is None:
+        """Send a plain block as it is when its columns are exactly the features and it has
+        no blank line (the record path drops those)."""
+        if self._raw_header is None or b"\n\n" in block or block.startswith(b"\n"):
             return None
         lines = block.split(b"\n")[:-1]
         numbers = range(first_line, first_line + len(lines))

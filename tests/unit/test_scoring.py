@@ -387,3 +387,64 @@ def test_a_prediction_past_a_double_names_its_line(columnar: bool, chunk_rows: i
     body = b"X,Y val,Z\n1,2,3\n999999999,2,3\n4,5,6\n"
     message = outcome(predictor, body, linear=spec if columnar else None, chunk_rows=chunk_rows)
     assert message == f"InvalidInput: line 3: {OUT_OF_RANGE}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(cells=st.lists(st.tuples(WHOLE, DECIMAL, DECIMAL), min_size=1, max_size=40))
+def test_columnar_regression_answers_are_the_record_paths_to_the_bit(
+    cells: list[tuple[str, str, str]],
+) -> None:
+    # Values are written with repr, so any difference in a parsed number would show.
+    predictor, spec = linear_predictor("regression", [0.0], [[1.0], [1.0], [1e-3]], None)
+    body = "X,Y val,Z\n" + "".join(f"{x},{y},{z}\n" for x, y, z in cells)
+    fast = outcome(predictor, body.encode(), linear=spec, chunk_rows=1000)
+    slow = outcome(predictor, body.encode(), linear=None, chunk_rows=1000)
+    assert fast == slow
+
+
+@pytest.mark.parametrize("intercept", [0.0, 1e-9, -1e-9, 3.7, -3.7, 35.0, -35.0, 40.0, -745.0])
+def test_columnar_probabilities_are_format_probability_of_the_numbers(intercept: float) -> None:
+    np = pytest.importorskip("numpy")
+    predictor, spec = linear_predictor("logistic", [intercept], [[0.0], [0.0], [0.0]], (0, 1))
+    out = run(predictor, b"X,Y val,Z\n1,2,3\n4,5,6\n", linear=spec, chunk_rows=10)
+    e = np.exp(-abs(intercept))
+    p1 = float(1.0 / (1.0 + e) if intercept >= 0 else e / (1.0 + e))
+    label = "1" if intercept > 0 else "0"
+    cells = f"{label},{format_probability(1.0 - p1)},{format_probability(p1)}"
+    assert out.decode().splitlines()[1:] == [f"1,2,3,{cells}", f"4,5,6,{cells}"]
+
+
+def test_lines_longer_than_a_columnar_pass_score_as_the_record_path() -> None:
+    predictor, spec = NUMERIC_MODELS["binary"]
+    # Two notes of 100,000 characters: a line past 128 kB, each cell within csv's field limit.
+    note = ",".join(["t" * 100_000] * 2)
+    lines = [f"{i},{i / 3:.4f},{-i},{note if i % 7 == 3 else 'a,b'}" for i in range(40)]
+    data = ("X,Y val,Z,note,more\n" + "\n".join(lines) + "\n").encode()
+    fast = run(predictor, data, linear=spec, chunk_rows=1000)
+    slow = run(predictor, data, linear=None, chunk_rows=1000)
+    assert_same_answers(fast, slow, 6)
+    assert fast.count(b"\n") == 41
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_blank_lines_in_plain_blocks_are_dropped_and_counted(columnar: bool) -> None:
+    predictor, spec = NUMERIC_MODELS["binary"]
+    linear = spec if columnar else None
+    body = b"X,Y val,Z\n\n1,2,3\n\n\n4,5,6\n\n"
+    out = run(predictor, body, linear=linear, chunk_rows=1000)
+    assert out.count(b"\n") == 3
+    assert out == run(predictor, b"X,Y val,Z\n1,2,3\n4,5,6\n", linear=linear, chunk_rows=1000)
+    bad = outcome(predictor, b"X,Y val,Z\n1,2,3\n\n4,x,6\n", linear=linear, chunk_rows=1000)
+    assert bad == "InvalidInput: line 4, y_val: must be a number"
+
+
+def test_remote_scoring_sends_no_blank_rows() -> None:
+    predictor, _ = NUMERIC_MODELS["binary"]
+
+    def post(body: bytes) -> bytes:
+        assert b"\n\n" not in body
+        return write_csv(predictor, predictor.predict(parse_csv(predictor, body, 100)))
+
+    data = b"X,Y val,Z\n1,2,3\n\n4,5,6\n"
+    remote = remote_run(predictor, data, post, request_rows=8)
+    assert remote == run(predictor, data, linear=None, chunk_rows=16)
