@@ -114,40 +114,9 @@ class LinearFastPath:
 
     def answer(self, decoded: object) -> FastAnswer | None:
         """The answer to one typed row or a list of them; None to take the general path."""
-        if type(decoded) is not list:
-            return self._answer_one(decoded)
-        rows: list[object] = decoded
-        if not rows:
-            return FastAnswer(b"[]", {})
-        numbers = self._many(rows)
-        # Not finite: a decision past a float's range; the general path decides what to answer.
-        if not isfinite(sum(numbers)):
-            return None
-        n = len(rows)
-        if not self._labels:
-            parts = [self._prefixes[0], b"", self._end + b","] * n
-            parts[1::3] = _column_texts(numbers)
-            counts = {"value": n}
-        else:
-            # A probability of exactly 0.5 may come from a decision just above zero (class 1)
-            # or of zero (class 0): only the decision tells, so the general path answers.
-            if 0.5 in numbers:
-                return None
-            negative, positive = self._prefixes
-            prefixes = [positive if p > 0.5 else negative for p in numbers]
-            parts = [b"", b"", self._middle, b"", self._end + b","] * n
-            parts[0::5] = prefixes
-            parts[1::5] = _column_texts([1.0 - p for p in numbers])
-            parts[3::5] = _column_texts(numbers)
-            # list.count compares by identity first: one pass in C.
-            n_positive = prefixes.count(positive)
-            counts = {self._labels[0]: n - n_positive, self._labels[1]: n_positive}
-            counts = {label: count for label, count in counts.items() if count}
-        parts[-1] = self._end + b"]"
-        return FastAnswer(b"[" + b"".join(parts), counts)
-
-    def _answer_one(self, row: object) -> FastAnswer | None:
-        z = self._decision(row)
+        if type(decoded) is list:
+            return self._answer_many(decoded)
+        z = self._decision(decoded)
         if not isfinite(z):
             return None
         if not self._labels:
@@ -163,3 +132,33 @@ class LinearFastPath:
             (self._prefixes[positive], _encode(1.0 - p1), self._middle, _encode(p1), self._end)
         )
         return FastAnswer(body, {self._labels[positive]: 1})
+
+    def _answer_many(self, rows: list[object]) -> FastAnswer | None:
+        if not rows:
+            return FastAnswer(b"[]", {})
+        numbers = self._many(rows)
+        # Not finite: a decision past a float's range; the general path decides what to answer.
+        if not isfinite(sum(numbers)):
+            return None
+        n = len(rows)
+        if not self._labels:
+            # A finite float's JSON holds no comma: each comma separates two rows' values.
+            prefix, end = self._prefixes[0], self._end
+            values = _encode(numbers)[1:-1].replace(b",", end + b"," + prefix)
+            return FastAnswer(b"[" + prefix + values + end + b"]", {"value": n})
+        # A probability of exactly 0.5 may come from a decision just above zero (class 1)
+        # or of zero (class 0): only the decision tells, so the general path answers.
+        if 0.5 in numbers:
+            return None
+        negative, positive = self._prefixes
+        prefixes = [positive if p > 0.5 else negative for p in numbers]
+        parts = [b"", b"", self._middle, b"", self._end + b","] * n
+        parts[0::5] = prefixes
+        parts[1::5] = _column_texts([1.0 - p for p in numbers])
+        parts[3::5] = _column_texts(numbers)
+        # list.count compares by identity first: one pass in C.
+        n_positive = prefixes.count(positive)
+        counts = {self._labels[0]: n - n_positive, self._labels[1]: n_positive}
+        counts = {label: count for label, count in counts.items() if count}
+        parts[-1] = self._end + b"]"
+        return FastAnswer(b"[" + b"".join(parts), counts)
