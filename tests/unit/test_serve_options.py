@@ -1,0 +1,40 @@
+"""The uvicorn options `modelapi serve` runs with."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import uvicorn
+
+from modelapi.cli.serve import run_server
+from modelapi.config import Settings
+
+
+class _Server:
+    """Stands in for uvicorn.Server: keeps the config and returns instead of serving."""
+
+    configs: ClassVar[list[uvicorn.Config]] = []
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        self.configs.append(config)
+
+    def run(self, sockets: list[socket.socket]) -> None:
+        return None
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_forwarded_headers_are_read_only_for_the_access_log(
+    access_log: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the built-in model, whatever ./models holds
+    monkeypatch.setattr(uvicorn, "Server", _Server)
+    _Server.configs.clear()
+    run_server(Settings(port=0, access_log=access_log, reload_interval_s=0))
+    (config,) = _Server.configs
+    options: dict[str, Any] = vars(config)
+    assert options["proxy_headers"] is access_log
+    assert options["access_log"] is access_log
+    assert (options["http"], options["loop"]) == ("httptools", "uvloop")
