@@ -129,6 +129,12 @@ class Run:
             self.naive_python, self.naive_model = ensure_naive(self.work, self.data)
             self.runtime = ensure_lambda_runtime(self.work)
             self.expected = self.expected_outcome()
+            # As installing a wheel does: otherwise every launch of an editable checkout whose
+            # shell sets PYTHONDONTWRITEBYTECODE compiles modelapi's changed modules again.
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", str(REPO / "src" / "modelapi")],
+                check=True,
+            )
         if "setup" in self.failures:
             print(f"setup failed: {self.failures['setup']}", file=sys.stderr)
             return 2
