@@ -48,3 +48,17 @@ def test_help_and_version() -> None:
     version = _run("--version")
     assert version.returncode == 0
     assert version.stdout.startswith("modelapi, version ")
+
+
+@pytest.mark.parametrize("command", ["serve", "predict", "models", "train"])
+def test_a_command_loads_only_its_own_module(command: str) -> None:
+    script = (
+        "import sys\n"
+        "from modelapi.cli import main\n"
+        f"main([{command!r}, '--help'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('modelapi.cli.')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip().splitlines()[-1] == str([f"modelapi.cli.{command}"])
