@@ -168,7 +168,9 @@ def test_modelapi_serve_logs_the_s3_fault_at_start_up_and_answers_503(
         assert output.count("could not be loaded") == 1
 
 
-@pytest.mark.skipif(not IS_LONG, reason="long variant (--long): waits out boto3's own timeouts")
+@pytest.mark.skipif(
+    not IS_LONG, reason="long variant (--long): waits out the S3 store's real timeouts"
+)
 def test_a_silent_s3_endpoint_delays_start_up_by_a_bounded_time(
     s3_model: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
