@@ -529,7 +529,7 @@ class Run:
         print(format_table(verdicts))
         passed = sum(v.passed for v in verdicts)
         print(f"\n{passed}/{len(verdicts)} targets met; load average {_load(load_end)}")
-        print(f"wrote {json_path.relative_to(REPO)} and {png_path.relative_to(REPO)}")
+        print(f"wrote {shown(json_path)} and {shown(png_path)}")
         for name, error in self.failures.items():
             print(f"phase {name} failed: {error}", file=sys.stderr)
         return 1 if self.failures else 0
@@ -587,6 +587,11 @@ def _commit() -> str | None:
         check=False,
     )
     return done.stdout.strip() or None
+
+
+def shown(path: Path) -> str:
+    """A written file's path for the report: from the repository root when inside it."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def _load(load: tuple[float, float, float] | list[float]) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from benchmarks.csv_run import parse_scored
 from benchmarks.profiling import summarise
-from benchmarks.run import flatten
+from benchmarks.run import REPO, flatten, shown
 from benchmarks.targets import TARGETS, format_table, judge
 from benchmarks.wrk import parse_duration_s, parse_wrk_output
 
@@ -212,3 +213,8 @@ def test_summarise_collapsed_stacks() -> None:
     assert summary["self"] == [("work (a.py:5)", 0.75), ("idle (a.py:9)", 0.25)]
     assert summary["inclusive"][0] == ("main (a.py:1)", 1.0)
     assert summarise("") == {}
+
+
+def test_written_paths_are_shown_from_the_root_or_whole(tmp_path: Path) -> None:
+    assert shown(REPO / "benchmarks" / "results" / "x.json") == "benchmarks/results/x.json"
+    assert shown(tmp_path / "x.json") == str(tmp_path / "x.json")
