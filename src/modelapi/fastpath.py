@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from modelapi.formats.linear import LinearModel
+from modelapi.formats.linear import LinearModel, expit
 from modelapi.predictor import Predictor
 from modelapi.schema import typed_field
 
@@ -75,7 +75,7 @@ class LinearFastPath:
         self._decision: Callable[[object], float] = _generated(
             "lambda row: DECISION", intercept, weights
         )
-        # The probability of the second class per row, with LinearModel's expit.
+        # The probability of the second class per row, with LinearModel's expit written out.
         self._many: Callable[[list[object]], list[float]] = _generated(
             "lambda rows: [DECISION for row in rows]"
             if spec.kind == "regression"
@@ -121,12 +121,7 @@ class LinearFastPath:
             return None
         if not self._labels:
             return FastAnswer(self._prefixes[0] + _encode(z) + self._end, {"value": 1})
-        # LinearModel's expit, written out here: a call less on every single-row request.
-        if z >= 0:
-            p1 = 1.0 / (1.0 + exp(-z))
-        else:
-            e = exp(z)
-            p1 = e / (1.0 + e)
+        p1 = expit(z)
         positive = z > 0
         body = b"".join(
             (self._prefixes[positive], _encode(1.0 - p1), self._middle, _encode(p1), self._end)

@@ -275,22 +275,16 @@ class Service:
             return Response(200, text, "text/csv; charset=utf-8", _version_header(predictor))
         if kind not in _JSON_TYPES:
             raise UnsupportedMediaType("content-type", "must be application/json or text/csv")
-        # The common case spelled out inline (predictor, fast path, version header): every call
-        # saved here is a share of a single-row request's time.
-        predictor = self.source.predictor or self.predictor()
+        predictor = self.predictor()
         decoded = predictor.features.decode_valid(request.body)
         if decoded is not None:
-            if type(decoded) is list:
-                _check_row_count(decoded, max_rows)
-            cached = self._fast
-            if cached is None or cached[0] is not predictor:
-                cached = self._fast_path(predictor)
-            fast = cached[1]
+            _check_row_count(decoded, max_rows)
+            fast = self._fast_path(predictor)
             answered = None if fast is None else fast.answer(decoded)
             if answered is not None:
                 if self.metrics is not None:
                     self.metrics.count_labels(answered.counts)
-                return Response(200, answered.body, JSON, {"x-model-version": predictor.model_id})
+                return Response(200, answered.body, JSON, _version_header(predictor))
             rows, is_batch = predictor.features.rows_of(decoded)
         else:
             try:
@@ -308,11 +302,13 @@ class Service:
             body = _encode(batch.answer(predictor, predictions[0]))
         return Response(200, body, JSON, _version_header(predictor))
 
-    def _fast_path(self, predictor: Predictor) -> tuple[Predictor, LinearFastPath | None]:
-        """Build and keep the fast path of a newly loaded model (None if it has none)."""
-        # One tuple, assigned at once: a model swapped by a reload is seen whole or not.
-        cached = self._fast = (predictor, LinearFastPath.of(predictor))
-        return cached
+    def _fast_path(self, predictor: Predictor) -> LinearFastPath | None:
+        """The fast path for this predictor, built once per loaded model."""
+        cached = self._fast
+        if cached is None or cached[0] is not predictor:
+            # One tuple, assigned at once: a model swapped by a reload is seen whole or not.
+            cached = self._fast = (predictor, LinearFastPath.of(predictor))
+        return cached[1]
 
     def predictor(self) -> Predictor:
         """The current predictor; raise ModelUnavailable (after one load try if enabled)."""

@@ -23,7 +23,7 @@ from modelapi.errors import BundleError
 from modelapi.formats import Prediction
 from modelapi.schema import Feature, Row
 
-__all__ = ["FILE_NAME", "LinearModel", "LinearSpec"]
+__all__ = ["FILE_NAME", "LinearModel", "LinearSpec", "expit"]
 
 FILE_NAME = "linear.json"
 
@@ -36,7 +36,8 @@ class LinearSpec(msgspec.Struct, frozen=True, kw_only=True):
     weights: list[list[float] | dict[str, list[float]]]
 
 
-def _expit(z: float) -> float:
+def expit(z: float) -> float:
+    """The logistic function."""
     # Same formula as scipy.special.expit, split by sign so math.exp never overflows.
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -127,7 +128,7 @@ class LinearModel:
     def _answer_single(self, z: float) -> Prediction:
         if self._spec.kind == "regression":
             return z, None
-        p1 = _expit(z)
+        p1 = expit(z)
         return self._classes[1] if z > 0 else self._classes[0], (1.0 - p1, p1)
 
     def _decision_multi(self, row: Row) -> list[float]:
