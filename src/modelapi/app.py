@@ -128,10 +128,10 @@ class App:
         status = 500
         started = False
         try:
-            raw_headers: _RawHeaders = scope["headers"]
+            headers = RawHeaders(scope["headers"])
             limit = self._max_body_bytes
             try:
-                _check_declared_length(raw_headers, limit)
+                _check_declared_length(headers, limit)
                 message = await receive()
                 body: bytes | None
                 if message["type"] == "http.request" and not message.get("more_body", False):
@@ -148,7 +148,7 @@ class App:
             else:
                 if body is None:
                     return  # the client went away; there is no one to answer
-                request = Request(method, path, RawHeaders(raw_headers), body)
+                request = Request(method, path, headers, body)
                 response = self.service.handle(request)
             status = response.status
             content_type = _CONTENT_TYPES.get(response.content_type)
@@ -228,14 +228,10 @@ class App:
                 return
 
 
-def _check_declared_length(raw_headers: _RawHeaders, limit: int) -> None:
+def _check_declared_length(headers: Mapping[str, str], limit: int) -> None:
     """Refuse a body whose Content-Length is over the limit before reading any of it."""
-    declared = b""
-    for name, value in raw_headers:  # the last one counts, as in RawHeaders
-        if name == b"content-length":
-            declared = value
-    # bytes.isdigit is ASCII digits only.
-    if declared.isdigit() and int(declared) > limit:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
 
 
