@@ -192,16 +192,7 @@ class Run:
         self.single_body = self.scratch / "single.json"
         self.single_body.write_bytes(PIMA_EXAMPLE)
         rng = random.Random(0)
-        keys = [
-            "pregnancies",
-            "glucose",
-            "blood_pressure",
-            "skin_thickness",
-            "insulin",
-            "bmi",
-            "diabetes_pedigree_function",
-            "age",
-        ]
+        keys = list(json.loads(PIMA_EXAMPLE))  # the example's fields, in CSV column order
         rows = []
         for _ in range(BATCH_ROWS):
             row: dict[str, float] = {}
