@@ -39,8 +39,10 @@ class BlockScorer(Protocol):
     parallel: bool  # whether blocks may be scored on several threads at once
 
     def score_block(self, block: bytes, first_line: int) -> bytes | None:
-        """Output lines for a block of plain `\\n`-ended lines, or None for the record path
-        (always for a block with a blank line: the record path drops those)."""
+        """Output lines for a block of plain `\\n`-ended lines, or None for the record path.
+
+        A block with a blank line always goes to the record path, which drops those lines.
+        """
         ...
 
     def score_records(self, records: Sequence[Record], lines: Sequence[int]) -> list[Record]:
@@ -66,8 +68,10 @@ class _Lines:
         self.bytes_read = 0
 
     def take(self, n_lines: int) -> tuple[bytes, int]:
-        """Up to `n_lines` whole lines, each ending in `\\n` (added to a last line), and how
-        many; (b"", 0) at EOF."""
+        """Up to `n_lines` whole lines and how many they are; (b"", 0) at EOF.
+
+        Each line ends in `\\n`, added to a last line that has none.
+        """
         parts = [self._pending]
         have = self._pending.count(b"\n")
         while have < n_lines and not self._eof:

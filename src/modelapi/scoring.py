@@ -158,8 +158,10 @@ class RemoteScorer:
         self._sent_header = csv_line([header[i] for i in self._columns])
 
     def score_block(self, block: bytes, first_line: int) -> bytes | None:
-        """Send a plain block as it is when its columns are exactly the features and it has
-        no blank line (the record path drops those)."""
+        """Send a plain block as it is when its columns are exactly the features.
+
+        A block with a blank line goes to the record path, which drops those lines.
+        """
         if self._raw_header is None or b"\n\n" in block or block.startswith(b"\n"):
             return None
         lines = block.split(b"\n")[:-1]
