@@ -10,16 +10,14 @@ from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import TYPE_CHECKING, Literal
 
+from modelapi._version import __version__
 from modelapi.client import Client
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from modelapi.training import TrainResult
+    from modelapi.training.workflow import TrainResult
 
-# A constant, not importlib.metadata: reading the installed metadata costs tens of milliseconds
-# at every cold start. pyproject.toml takes the package version from here.
-__version__ = "0.1.0"
 
 __all__ = ["Client", "__version__", "save", "train"]
 
@@ -42,8 +40,8 @@ def train(
     Raises DataError for unusable data and TrainingError when an export disagrees with
     scikit-learn. `params` are passed to the estimator (e.g. {"n_estimators": 50}).
     """
-    from modelapi.data import load_dataset
-    from modelapi.training import train as train_dataset
+    from modelapi.training.data import load_dataset
+    from modelapi.training.workflow import train as train_dataset
 
     dataset = load_dataset(data, target=target, task=task, drop_missing=drop_missing)
     result = train_dataset(
@@ -72,7 +70,7 @@ def save(
     format is checked against the estimator on those rows. With `y_sample` the bundle gets
     metrics on them. `store=None` returns the bundle without storing it.
     """
-    from modelapi.importing import save_estimator
+    from modelapi.training.pickle_import import save_estimator
 
     result = save_estimator(estimator, X_sample, name=name, y_sample=y_sample, target=target)
     return result if store is None else result.store(store)

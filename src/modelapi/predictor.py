@@ -5,29 +5,20 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Sequence
-from types import ModuleType
 
 from modelapi.bundle import SERVING_ARTIFACTS, Bundle, Manifest
-from modelapi.errors import BundleError, FieldError, InvalidInput, MissingExtra
+from modelapi.errors import BundleError, FieldError, InvalidInput
 from modelapi.formats import Model, Prediction
 from modelapi.formats.linear import FILE_NAME as LINEAR_FILE
 from modelapi.formats.linear import LinearModel
 from modelapi.schema import FeatureTable, Row
 
-__all__ = ["OUT_OF_RANGE", "Predictor", "require"]
+__all__ = ["OUT_OF_RANGE", "Predictor"]
 
 OUT_OF_RANGE = (
     "prediction is out of range (not a finite number); "
     "send feature values nearer those the model was trained on"
 )
-
-
-def require(module: str, extra: str) -> ModuleType:
-    """Import an optional dependency or raise MissingExtra with the exact install command."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingExtra(f"{module} is needed here: pip install 'modelapi[{extra}]'") from None
 
 
 def _build_model(bundle: Bundle) -> Model:

@@ -334,18 +334,18 @@ class Service:
 # imported when first called: a prediction never needs them, and importing them costs a cold
 # start tens of milliseconds. A test checks this table against each module's ROUTES.
 _LAZY_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "/openapi.json": ("modelapi.openapi", ("GET",)),
-    "/docs": ("modelapi.docs", ("GET",)),
-    "/docs/swagger-ui.css": ("modelapi.docs", ("GET",)),
-    "/docs/swagger-ui-bundle.js": ("modelapi.docs", ("GET",)),
-    "/docs/swagger-initializer.js": ("modelapi.docs", ("GET",)),
-    "/": ("modelapi.page", ("GET",)),
-    "/v2": ("modelapi.inference_v2", ("GET",)),
-    "/v2/health/live": ("modelapi.inference_v2", ("GET",)),
-    "/v2/health/ready": ("modelapi.inference_v2", ("GET",)),
-    "/v2/models/{name}": ("modelapi.inference_v2", ("GET",)),
-    "/v2/models/{name}/ready": ("modelapi.inference_v2", ("GET",)),
-    "/v2/models/{name}/infer": ("modelapi.inference_v2", ("POST",)),
+    "/openapi.json": ("modelapi.routes.openapi", ("GET",)),
+    "/docs": ("modelapi.routes.swagger", ("GET",)),
+    "/docs/swagger-ui.css": ("modelapi.routes.swagger", ("GET",)),
+    "/docs/swagger-ui-bundle.js": ("modelapi.routes.swagger", ("GET",)),
+    "/docs/swagger-initializer.js": ("modelapi.routes.swagger", ("GET",)),
+    "/": ("modelapi.routes.page", ("GET",)),
+    "/v2": ("modelapi.routes.v2", ("GET",)),
+    "/v2/health/live": ("modelapi.routes.v2", ("GET",)),
+    "/v2/health/ready": ("modelapi.routes.v2", ("GET",)),
+    "/v2/models/{name}": ("modelapi.routes.v2", ("GET",)),
+    "/v2/models/{name}/ready": ("modelapi.routes.v2", ("GET",)),
+    "/v2/models/{name}/infer": ("modelapi.routes.v2", ("POST",)),
 }
 
 

@@ -26,12 +26,12 @@ from modelapi.app import create_app
 from modelapi.bundle import MANIFEST, Bundle, artifact_entry, read_bundle
 from modelapi.config import Settings
 from modelapi.errors import BundleError
-from modelapi.formats.export import onnx_bytes
 from modelapi.formats.skops import load_skops, read_estimator
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature
 from modelapi.source import ModelSource
 from modelapi.store.local import LocalStore
+from modelapi.training.export import onnx_bytes
 from tests.conftest import PIMA_EXAMPLE
 from tests.http.toy_models import HOSTILE_CATEGORY, toy_predictor
 from tests.live.servers import HttpSend, serving

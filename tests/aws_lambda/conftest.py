@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelapi.bundle import Bundle
-from modelapi.packaging import LambdaPackage, build_lambda_zip
+from modelapi.deploy.lambda_zip import LambdaPackage, build_lambda_zip
 
 LAMBDA_PYTHON = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
 

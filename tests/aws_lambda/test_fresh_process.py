@@ -20,7 +20,7 @@ import pytest
 from modelapi.aws_lambda import LambdaHandler
 from modelapi.bundle import Bundle
 from modelapi.config import Settings
-from modelapi.packaging import LambdaPackage
+from modelapi.deploy.lambda_zip import LambdaPackage
 from modelapi.store import open_store
 from modelapi.store.builtin import BUILTIN_ROOT
 from tests.aws_lambda.conftest import LAMBDA_PYTHON

@@ -7,31 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from modelapi import packaging, wheels
 from modelapi.bundle import Bundle
 from modelapi.cli import main
-from modelapi.errors import MissingExtra, PackagingError
-from modelapi.packaging import (
+from modelapi.deploy import lambda_zip as packaging
+from modelapi.deploy import wheels
+from modelapi.deploy.lambda_zip import (
     MAX_ZIPPED_BYTES,
     LambdaPackage,
     LambdaTarget,
     build_lambda_zip,
     runtime_modules,
 )
+from modelapi.errors import MissingExtra, PackagingError
 
 FORBIDDEN_TOP_LEVEL = {"numpy", "sklearn", "scipy", "pandas", "click", "boto3", "botocore"}
 FORBIDDEN_MODELAPI = (
     "modelapi/cli/",
-    "modelapi/training.py",
-    "modelapi/data.py",
-    "modelapi/report.py",
-    "modelapi/importing.py",
-    "modelapi/packaging.py",
-    "modelapi/import_graph.py",
-    "modelapi/wheels.py",
-    "modelapi/deploy_templates.py",
-    "modelapi/lambda_target.py",
-    "modelapi/precompile.py",
+    "modelapi/training/",
+    "modelapi/deploy/",
+    "modelapi/scoring/",
 )
 
 
@@ -45,7 +39,7 @@ def test_zip_holds_the_slim_runtime_only(embedded_zip: LambdaPackage) -> None:
     tops = {name.split("/", 1)[0] for name in entries}
     assert not tops & FORBIDDEN_TOP_LEVEL
     assert not [n for n in entries if n.startswith(FORBIDDEN_MODELAPI)]
-    assert "modelapi/aws_lambda.py" in entries
+    assert "modelapi/aws_lambda/__init__.py" in entries
     assert "modelapi/store/s3.py" in entries
     assert "modelapi-model/manifest.json" in entries
     assert "modelapi-model/linear.json" in entries
@@ -92,10 +86,20 @@ def test_arm64_gets_aarch64_wheels(
 def test_runtime_modules_follow_imports_and_skip_the_cli() -> None:
     modules = runtime_modules("linear.json")
     assert {"modelapi.aws_lambda", "modelapi.service", "modelapi.store.s3"} <= set(modules)
-    never = {"modelapi.cli", "modelapi.packaging", "modelapi.training", "modelapi.data"}
+    never = {
+        "modelapi.cli",
+        "modelapi.deploy.lambda_zip",
+        "modelapi.training.workflow",
+        "modelapi.training.data",
+    }
     assert not [m for m in modules if ".".join(m.split(".")[:2]) in never]
     # Imported by name (a string), not by an import statement: found all the same.
-    lazy = {"modelapi.openapi", "modelapi.docs", "modelapi.page", "modelapi.inference_v2"}
+    lazy = {
+        "modelapi.routes.openapi",
+        "modelapi.routes.swagger",
+        "modelapi.routes.page",
+        "modelapi.routes.v2",
+    }
     assert lazy <= set(modules)
     assert "modelapi.formats.onnx" not in modules
     assert "modelapi.formats.onnx" in runtime_modules("model.onnx")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelapi.precompile import compile_sources, find_interpreter
+from modelapi.deploy.bytecode import compile_sources, find_interpreter
 
 PYTHON_312 = find_interpreter("3.12")
 

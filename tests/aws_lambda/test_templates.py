@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from modelapi.deploy.lambda_zip import write_templates
 from modelapi.errors import ConfigError
-from modelapi.packaging import write_templates
 from tests.conftest import REPO_ROOT
 
 OSLS = REPO_ROOT / "tools" / "node_modules" / ".bin" / "osls"

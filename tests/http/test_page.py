@@ -13,11 +13,11 @@ from html.parser import HTMLParser
 import msgspec
 import pytest
 
-from modelapi import docs
 from modelapi.app import App
 from modelapi.bundle import Bundle
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
+from modelapi.routes import swagger as docs
 from modelapi.service import Request, Response
 from tests.http.toy_models import HOSTILE_CATEGORY, running_app, toy_predictor
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelapi.data import MAX_CLASSES, Dataset, json_scalar, load_dataset, read_table
 from modelapi.errors import DataError
+from modelapi.training.data import MAX_CLASSES, Dataset, json_scalar, load_dataset, read_table
 
 
 def write_penguins(path: Path) -> Path:

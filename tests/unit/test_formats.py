@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 
 from modelapi.bundle import Bundle, read_bundle
-from modelapi.data import load_dataset
 from modelapi.errors import BundleError, MissingExtra, TrainingError
-from modelapi.formats import export
-from modelapi.formats.export import export_model, frame_rows, linear_spec
 from modelapi.formats.onnx import OnnxModel
 from modelapi.formats.skops import load_skops, read_estimator
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature
-from modelapi.training import TrainResult, train
+from modelapi.training import export
+from modelapi.training.data import load_dataset
+from modelapi.training.export import export_model, frame_rows, linear_spec
+from modelapi.training.workflow import TrainResult, train
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ import pytest
 import modelapi
 from modelapi.bundle import read_bundle
 from modelapi.errors import BundleError, DataError, TrainingError
-from modelapi.formats.export import frame_rows
-from modelapi.importing import import_pickle, load_pickle, save_estimator
 from modelapi.predictor import Predictor
+from modelapi.training.export import frame_rows
+from modelapi.training.pickle_import import import_pickle, load_pickle, save_estimator
 from tests.unit.test_data import write_penguins
 
 SAMPLE_ROW: list[float | str] = [6, 148, 72, 35, 0, 33.6, 0.627, 50]

@@ -15,7 +15,12 @@ from modelapi.service import Request, Service
 from modelapi.source import ModelSource
 from tests.conftest import PIMA_EXAMPLE
 
-_MODULES = ("modelapi.openapi", "modelapi.docs", "modelapi.page", "modelapi.inference_v2")
+_MODULES = (
+    "modelapi.routes.openapi",
+    "modelapi.routes.swagger",
+    "modelapi.routes.page",
+    "modelapi.routes.v2",
+)
 
 
 def test_lazy_table_is_every_route_of_those_modules() -> None:
@@ -41,7 +46,7 @@ def test_lazy_handlers_run_and_are_documented_as_the_real_ones(
         real = importlib.import_module(name).ROUTES[path]
         for method in methods:
             assert service.routes[path][method].__doc__ == real[method].__doc__
-    direct = importlib.import_module("modelapi.inference_v2").ROUTES["/v2"]["GET"]
+    direct = importlib.import_module("modelapi.routes.v2").ROUTES["/v2"]["GET"]
     request = Request("GET", "/v2")
     assert service.handle(request) == direct(service, request)
 

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from modelapi.batch import answer_columns, parse_csv, write_csv
 from modelapi.client import ServerError
-from modelapi.columnar import format_probability
-from modelapi.csvstream import score_csv
 from modelapi.errors import InvalidInput, PayloadTooLarge
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import OUT_OF_RANGE, Predictor
 from modelapi.schema import Feature
-from modelapi.scoring import LocalScorer, RemoteScorer, feature_columns
+from modelapi.scoring.columnar import format_probability
+from modelapi.scoring.scorers import LocalScorer, RemoteScorer, feature_columns
+from modelapi.scoring.stream import score_csv
 from tests.http.toy_models import toy_predictor
 from tests.linear_models import linear_predictor as in_memory_predictor
 

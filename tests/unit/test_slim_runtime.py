@@ -17,11 +17,11 @@ TRAINING_MODULES = (
     "onnxruntime",
     "skops",
     "matplotlib",
-    "modelapi.training",
-    "modelapi.data",
-    "modelapi.report",
-    "modelapi.formats.export",
-    "modelapi.importing",
+    "modelapi.training.workflow",
+    "modelapi.training.data",
+    "modelapi.training.report",
+    "modelapi.training.export",
+    "modelapi.training.pickle_import",
 )
 SERVING_MODULES = ("modelapi", "modelapi.service", "modelapi.app", "modelapi.aws_lambda")
 

@@ -14,13 +14,13 @@ import pytest
 
 import modelapi
 from modelapi.bundle import Bundle, read_bundle
-from modelapi.data import load_dataset
 from modelapi.errors import ConfigError, DataError
-from modelapi.formats.export import frame_rows
 from modelapi.formats.linear import LinearSpec
 from modelapi.formats.skops import read_estimator
 from modelapi.predictor import Predictor
-from modelapi.training import TrainResult, default_name, make_estimator, train
+from modelapi.training.data import load_dataset
+from modelapi.training.export import frame_rows
+from modelapi.training.workflow import TrainResult, default_name, make_estimator, train
 from tests.unit.test_data import write_diabetes, write_penguins
 
 SAMPLE_ROW: list[float | str] = [6, 148, 72, 35, 0, 33.6, 0.627, 50]

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from modelapi import __version__
+from modelapi._version import __version__
 from modelapi.errors import ModelapiError
 
 __all__ = ["cli", "main"]

@@ -96,7 +96,7 @@ def package_lambda(
     built for the Lambda runtime; boto3 comes with Lambda.
     """
     # Imported here: packaging's dependencies are not needed by the other commands' start-up.
-    from modelapi.packaging import LambdaTarget, build_lambda_zip, write_templates
+    from modelapi.deploy.lambda_zip import LambdaTarget, build_lambda_zip, write_templates
 
     parsed = parse_ref(ref)
     opened = open_store(store) if parsed.path is None else None

@@ -23,7 +23,7 @@ from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import Predictor
 
 if TYPE_CHECKING:
-    from modelapi.csvstream import BlockScorer
+    from modelapi.scoring.stream import BlockScorer
 
     ScorerFor = Callable[[list[str]], tuple[BlockScorer, list[str]]]
 
@@ -102,7 +102,7 @@ def predict(
         _output(output) as out,
         _progress_bar(total_bytes if progress and sys.stderr.isatty() else None) as update,
     ):
-        from modelapi.csvstream import score_csv
+        from modelapi.scoring.stream import score_csv
 
         n_rows = score_csv(
             source, out, scorer_for, chunk_rows=chunk_rows, threads=threads, progress=update
@@ -131,7 +131,7 @@ def _scorer_for(
 ) -> Iterator[tuple[ScorerFor, str]]:
     """A scorer factory for the file's header, and the id of the model it scores with."""
     # Imported on use, so that the other commands start without the scoring machinery.
-    from modelapi.scoring import LocalScorer, RemoteScorer
+    from modelapi.scoring.scorers import LocalScorer, RemoteScorer
 
     if model.startswith(("http://", "https://")):
         from modelapi.client import Client

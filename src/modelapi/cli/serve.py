@@ -13,7 +13,7 @@ import msgspec
 
 from modelapi.config import ENV_PREFIX, Settings
 from modelapi.errors import ConfigError
-from modelapi.predictor import require
+from modelapi.extras import require
 
 __all__ = ["commands", "run_server"]
 

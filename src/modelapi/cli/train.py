@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from modelapi.training import TrainResult
+    from modelapi.training.workflow import TrainResult
 
 __all__ = ["commands", "import_command", "train_command"]
 
@@ -95,8 +95,8 @@ def train_command(
     store: str,
 ) -> None:
     """Train a model on DATA (a CSV path or http(s) URL) and store it as a new version."""
-    from modelapi.data import load_dataset
     from modelapi.store import open_store
+    from modelapi.training.data import load_dataset
 
     open_store(store)  # a bad store URI fails before any training is done
     dataset = load_dataset(
@@ -106,7 +106,7 @@ def train_command(
         drop_missing=drop_missing,
     )
     click.echo(dataset.summary.format())
-    from modelapi.training import train
+    from modelapi.training.workflow import train
 
     result = train(
         dataset,
@@ -149,8 +149,8 @@ def import_command(
 
     Without --data, the estimator must have been fitted on a DataFrame (feature_names_in_).
     """
-    from modelapi.importing import PICKLE_WARNING, import_pickle
     from modelapi.store import open_store
+    from modelapi.training.pickle_import import PICKLE_WARNING, import_pickle
 
     open_store(store)
     if trust_pickle:

@@ -19,8 +19,8 @@ from typing import Literal
 
 from modelapi.bundle import Manifest
 from modelapi.errors import BundleError
+from modelapi.extras import require
 from modelapi.formats import Prediction
-from modelapi.predictor import require
 from modelapi.schema import Feature, Row
 
 __all__ = ["FILE_NAME", "OnnxModel"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from modelapi.bundle import Bundle
 from modelapi.errors import BundleError
-from modelapi.predictor import require
+from modelapi.extras import require
 
 __all__ = ["FILE_NAME", "TRUSTED_TYPES", "load_skops", "read_estimator"]
 

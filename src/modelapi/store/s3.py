@@ -32,7 +32,7 @@ from modelapi.bundle import (
     read_bundle_from,
 )
 from modelapi.errors import BundleError, BundleNotFound, ConfigError, ModelapiError, StoreError
-from modelapi.predictor import require
+from modelapi.extras import require
 from modelapi.store import check_complete, check_name, is_name
 from modelapi.store.s3_objects import S3Objects, new_client
 

@@ -22,7 +22,7 @@ import time
 from typing import Any, NamedTuple
 from xml.etree import ElementTree
 
-from modelapi.predictor import require
+from modelapi.extras import require
 
 __all__ = ["S3Objects", "new_client"]
 

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 # Where `modelapi package lambda --embed-model` puts the bundle: beside the package, at the
 # root of the zip (/var/task/modelapi-model). A hyphen keeps it from being importable.
-EMBEDDED_MODEL = Path(__file__).resolve().parent.parent / "modelapi-model"
+EMBEDDED_MODEL = Path(__file__).resolve().parents[2] / "modelapi-model"
 
 Event = Mapping[str, object]
 _V2, _V1, _ALB, _ALB_MULTI, _DIRECT_BODY, _DIRECT_PLAIN = range(6)

@@ -16,7 +16,7 @@ from html import escape
 import msgspec
 
 from modelapi.bundle import Manifest
-from modelapi.openapi import RenderCache, example_row, model_key, range_hint
+from modelapi.routes.openapi import RenderCache, example_row, model_key, range_hint
 from modelapi.schema import Feature
 from modelapi.service import Request, Response, Service
 

@@ -17,8 +17,8 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
+from modelapi.deploy.target import LambdaTarget
 from modelapi.errors import MissingExtra, PackagingError
-from modelapi.lambda_target import LambdaTarget
 
 __all__ = ["install_wheels", "requirements_for"]
 

@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 
 from modelapi.bundle import FORMAT_VERSION, Bundle, DataInfo, Manifest, artifact_entry
-from modelapi.data import Dataset, DataSummary, Label, Task, json_scalar
 from modelapi.errors import ConfigError, TrainingError
-from modelapi.formats.export import export_model, model_input
-from modelapi.report import ReportInput, render_report
 from modelapi.schema import Feature, Target, snake_case
 from modelapi.store import check_name, open_store
+from modelapi.training.data import Dataset, DataSummary, Label, Task, json_scalar
+from modelapi.training.export import export_model, model_input
+from modelapi.training.report import ReportInput, render_report
 
 __all__ = [
     "DEFAULT_MODELS",

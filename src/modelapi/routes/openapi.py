@@ -16,9 +16,19 @@ from typing import cast
 
 import msgspec
 
-from modelapi import __version__, inference_v2_openapi
+from modelapi._version import __version__
 from modelapi.bundle import Manifest
-from modelapi.model_schemas import (
+from modelapi.predictor import Predictor
+from modelapi.routes import v2_openapi
+from modelapi.routes.openapi_responses import (
+    SCHEMA_REF,
+    error_components,
+    error_refs,
+    json_content,
+    schema_ref,
+    version_header,
+)
+from modelapi.routes.openapi_schemas import (
     answer_schema,
     csv_example,
     csv_pattern,
@@ -27,16 +37,7 @@ from modelapi.model_schemas import (
     range_hint,
     request_schema,
 )
-from modelapi.openapi_responses import (
-    SCHEMA_REF,
-    error_components,
-    error_refs,
-    json_content,
-    schema_ref,
-    version_header,
-)
-from modelapi.predictor import Predictor
-from modelapi.render_cache import RenderCache, model_key
+from modelapi.routes.render_cache import RenderCache, model_key
 from modelapi.schema import ErrorBody
 from modelapi.service import OPEN_PATHS, Request, Response, Service
 
@@ -213,7 +214,7 @@ def _known_operations(service: Service, predictor: Predictor) -> dict[str, dict[
                 },
             }
         }
-    operations.update(inference_v2_openapi.openapi_paths(predictor, example))
+    operations.update(v2_openapi.openapi_paths(predictor, example))
     return operations
 
 
@@ -263,7 +264,7 @@ def build_document(service: Service, predictor: Predictor) -> dict[str, object]:
     schemas: dict[str, object] = dict(components)
     schemas["Features"] = request_schema(manifest.features)
     schemas["Answer"] = answer_schema(manifest)
-    schemas.update(inference_v2_openapi.openapi_schemas(predictor))
+    schemas.update(v2_openapi.openapi_schemas(predictor))
     document: dict[str, object] = {
         "openapi": "3.1.0",
         "info": {

@@ -15,18 +15,15 @@ from pathlib import Path
 
 __all__ = ["PACKAGE_ROOT", "module_file", "runtime_modules"]
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _ENTRY_MODULES = ("modelapi.aws_lambda", "modelapi.store.local", "modelapi.store.s3")
 # Reached only through lazy imports that serving never runs (`modelapi.train()` and the CLI):
 # the training stack is never packaged.
 _NEVER_PACKAGED = (
     "modelapi.cli",
-    "modelapi.data",
-    "modelapi.importing",
-    "modelapi.packaging",
-    "modelapi.report",
+    "modelapi.deploy",
+    "modelapi.scoring",
     "modelapi.training",
-    "modelapi.formats.export",
     "modelapi.formats.skops",
 )
 # Modules the predictor imports by name for one serving format: packaged for that format only.

@@ -20,14 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelapi import __version__
+from modelapi._version import __version__
 from modelapi.bundle import Bundle, write_bundle
-from modelapi.deploy_templates import check_store_for_lambda, write_templates
+from modelapi.deploy.bytecode import compile_sources, find_interpreter
+from modelapi.deploy.modules import PACKAGE_ROOT, module_file, runtime_modules
+from modelapi.deploy.stacks import check_store_for_lambda, write_templates
+from modelapi.deploy.target import LambdaTarget
+from modelapi.deploy.wheels import install_wheels, requirements_for
 from modelapi.errors import PackagingError
-from modelapi.import_graph import PACKAGE_ROOT, module_file, runtime_modules
-from modelapi.lambda_target import LambdaTarget
-from modelapi.precompile import compile_sources, find_interpreter
-from modelapi.wheels import install_wheels, requirements_for
 
 # The target, module, wheel and template names are re-exported: they were first defined here.
 __all__ = [

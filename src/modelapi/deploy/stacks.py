@@ -9,8 +9,8 @@ import json
 import re
 from pathlib import Path
 
+from modelapi.deploy.target import LambdaTarget
 from modelapi.errors import ConfigError, PackagingError
-from modelapi.lambda_target import LambdaTarget
 
 __all__ = ["check_store_for_lambda", "write_templates"]
 

@@ -1,8 +1,8 @@
-"""Scorers for `modelapi.csvstream`: a model in this process, or a modelapi server.
+"""Scorers for `modelapi.scoring.stream`: a model in this process, or a modelapi server.
 
 Both validate exactly as the server does (the model's `FeatureTable.parse_record`, or the
 server itself) and write the same answer cells: the label as text, probabilities with 15
-decimals (`modelapi.columnar.format_probability`), regression values as Python's shortest
+decimals (`modelapi.scoring.columnar.format_probability`), regression values as Python's shortest
 round-trip text. The answer columns are `modelapi.batch.answer_columns`.
 """
 
@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 from modelapi.batch import answer_columns
 from modelapi.bundle import Manifest
 from modelapi.client import ServerError
-from modelapi.columnar import ColumnarScorer, format_probability
-from modelapi.csvstream import Record, csv_line
 from modelapi.errors import FieldError, InvalidInput, PayloadTooLarge
 from modelapi.formats import Prediction
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature
+from modelapi.scoring.columnar import ColumnarScorer, format_probability
+from modelapi.scoring.stream import Record, csv_line
 
 __all__ = ["LocalScorer", "RemoteScorer", "answer_cells", "feature_columns"]
 

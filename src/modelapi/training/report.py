@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from modelapi.data import DataSummary
+from modelapi.training.data import DataSummary
 
 __all__ = ["ReportInput", "render_report"]
 

@@ -21,10 +21,17 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from modelapi.data import Dataset, Label, Task, describe_features, json_scalar, load_dataset
 from modelapi.errors import BundleError, DataError, TrainingError
 from modelapi.schema import Feature, Target, snake_case
-from modelapi.training import TrainResult, bundle_estimator, default_name
+from modelapi.training.data import (
+    Dataset,
+    Label,
+    Task,
+    describe_features,
+    json_scalar,
+    load_dataset,
+)
+from modelapi.training.workflow import TrainResult, bundle_estimator, default_name
 
 __all__ = ["PICKLE_WARNING", "estimator_task", "import_pickle", "load_pickle", "save_estimator"]
 

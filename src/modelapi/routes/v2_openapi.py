@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from modelapi import inference_v2
-from modelapi.inference_v2_tensors import DATATYPES, PROBABILITIES, feature_datatype
-from modelapi.openapi_responses import error_refs, json_content, schema_ref, version_header
 from modelapi.predictor import Predictor
+from modelapi.routes import v2
+from modelapi.routes.openapi_responses import error_refs, json_content, schema_ref, version_header
+from modelapi.routes.v2_tensors import DATATYPES, PROBABILITIES, feature_datatype
 
 __all__ = ["openapi_paths", "openapi_schemas"]
 
@@ -47,7 +47,7 @@ def openapi_paths(predictor: Predictor, example: dict[str, object]) -> dict[str,
         "Predict rows given as one tensor per feature",
         {"200": _ok("The output tensors.", schema_ref("InferenceResponse"), True)},
         (400, 404, 413, 415, 422, 503),
-        description=inference_v2.__doc__,
+        description=v2.__doc__,
         parameters=[name_parameter],
         requestBody={
             "required": True,

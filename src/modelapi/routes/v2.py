@@ -12,9 +12,10 @@ classes in the order of `/model`). A request may name the outputs it wants.
 
 from __future__ import annotations
 
-from modelapi import __version__
+from modelapi._version import __version__
 from modelapi.errors import ModelUnavailable, NotFound, PayloadTooLarge, UnsupportedMediaType
-from modelapi.inference_v2_tensors import (
+from modelapi.predictor import Predictor
+from modelapi.routes.v2_tensors import (
     PROBABILITIES,
     decode_request,
     feature_datatype,
@@ -22,7 +23,6 @@ from modelapi.inference_v2_tensors import (
     label_datatype,
     output_tensors,
 )
-from modelapi.predictor import Predictor
 from modelapi.service import Request, Response, Service, json_response, media_type
 
 __all__ = ["ROUTES"]

@@ -7,7 +7,7 @@ output row per input row, blank lines dropped.
 Each block takes one of two paths, with the same answers:
 
 - the block path (`BlockScorer.score_block`): a block of plain lines (no quotes, no CR,
-  valid UTF-8), scored whole; `modelapi.columnar` does this with numpy, and a server can
+  valid UTF-8), scored whole; `modelapi.scoring.columnar` does this with numpy, and a server can
   take such a block as it is. It declines (None) what it cannot take as it is, blank lines
   included, and the record path follows.
 - the record path (`BlockScorer.score_records`): the csv module reads records (quotes,
