@@ -23,10 +23,10 @@ from typing import Any
 
 import msgspec
 
-from modelapi.batch import answer
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from tests.conftest import PIMA_EXAMPLE
+from tests.oracles import answer
 
 __all__ = [
     "API_KEY",

@@ -344,7 +344,7 @@ def create_app(settings: Settings | None = None, *, source: ModelSource | None =
         )
     if source.predictor is None:
         source.load()
-    metrics = Metrics()
+    metrics = Metrics(model=source.model_labels)
     app = App(Service(source, settings, load_on_request=False, metrics=metrics), metrics)
     app.watch()
     return app

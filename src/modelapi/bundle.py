@@ -1,8 +1,9 @@
 """The bundle: a folder with `manifest.json` and the artifact files it lists with their sha256.
 
-FORMAT_VERSION is bumped whenever a reader of the old layout could misread the new one. A
-reader for every older version is kept under `modelapi/formats/` and tested; a bundle from a
-newer modelapi is refused instead of being half-understood.
+FORMAT_VERSION is bumped whenever a reader of the old layout could misread the new one; a
+bundle from a newer modelapi is refused instead of being half-understood. There has been one
+layout so far (version 1), so there are no readers of older ones yet: when the layout changes,
+the reader of the old one goes beside this module, one module per version, with its tests.
 
 Reading checks the format version and the size and sha256 of every artifact it reads before
 anything from it is used, and artifact names are plain file names: a manifest cannot point a
@@ -23,16 +24,17 @@ from typing import Literal
 import msgspec
 
 from modelapi.errors import BundleError, BundleNotFound
-from modelapi.schema import Feature, FeatureTable, Target
+from modelapi.schema import Feature, Target
 
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
-    "SERVING_ARTIFACTS",
     "Artifact",
     "Bundle",
     "DataInfo",
+    "Label",
     "Manifest",
+    "Task",
     "artifact_entry",
     "check_artifact_name",
     "decode_manifest",
@@ -45,11 +47,10 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-# The artifacts a serving process can answer from, best first.
-SERVING_ARTIFACTS = ("linear.json", "model.onnx")
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 Label = int | float | str
+Task = Literal["classification", "regression"]
 
 
 class Artifact(msgspec.Struct, frozen=True):
@@ -74,7 +75,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     version: int
     created_at: str
-    task: Literal["classification", "regression"]
+    task: Task
     estimator: str
     target: Target
     features: tuple[Feature, ...]
@@ -96,11 +97,6 @@ class Bundle(msgspec.Struct, frozen=True):
 
     manifest: Manifest
     files: dict[str, bytes] = msgspec.field(default_factory=dict)
-
-    @property
-    def feature_table(self) -> FeatureTable:
-        """The feature table of this model."""
-        return FeatureTable(self.manifest.features)
 
 
 def check_artifact_name(name: str) -> str:

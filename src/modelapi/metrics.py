@@ -13,7 +13,7 @@ Each server process counts its own requests; with several workers a scrape reach
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from modelapi.formats import Prediction
@@ -55,14 +55,22 @@ class _Histogram:
 
 
 class Metrics:
-    """Request counts, latencies and predictions by class for one server process."""
+    """Request counts, latencies and predictions by class for one server process.
 
-    def __init__(self, buckets_s: Sequence[float] = LATENCY_BUCKETS_S) -> None:
+    `model` tells, when scraped, the (name, version) of the model being served, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Callable[[], tuple[str, str] | None] = lambda: None,
+        buckets_s: Sequence[float] = LATENCY_BUCKETS_S,
+    ) -> None:
         self.buckets_s: tuple[float, ...] = tuple(sorted(buckets_s))
         self.requests: dict[tuple[str, str, int], int] = {}
         self.latency: dict[str, _Histogram] = {}
         self.predictions: dict[str, int] = {}
-        self.model: Callable[[], tuple[str, str] | None] = lambda: None
+        self.model = model
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -81,12 +89,6 @@ class Metrics:
         for label, probabilities in predictions:
             name = "value" if probabilities is None else str(label)
             counts[name] = counts.get(name, 0) + 1
-
-    def count_labels(self, counts: Mapping[str, int]) -> None:
-        """Count predictions already tallied by label, as count_predictions would have."""
-        totals = self.predictions
-        for name, count in counts.items():
-            totals[name] = totals.get(name, 0) + count
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything counted so far."""

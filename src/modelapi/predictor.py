@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import math
 from collections.abc import Sequence
+from math import isfinite
+from typing import NoReturn
 
-from modelapi.bundle import SERVING_ARTIFACTS, Bundle, Manifest
+from modelapi.answers import AnswerEncoder
+from modelapi.bundle import Bundle, Manifest
 from modelapi.errors import BundleError, FieldError, InvalidInput
-from modelapi.formats import Model, Prediction
-from modelapi.formats.linear import FILE_NAME as LINEAR_FILE
-from modelapi.formats.linear import LinearModel
+from modelapi.formats import Model, Prediction, format_of
 from modelapi.schema import FeatureTable, Row
 
 __all__ = ["OUT_OF_RANGE", "Predictor"]
@@ -23,31 +22,27 @@ OUT_OF_RANGE = (
 
 def _build_model(bundle: Bundle) -> Model:
     manifest = bundle.manifest
-    name = manifest.serving
-    data = bundle.files.get(name)
+    served = format_of(manifest.serving)
+    data = bundle.files.get(served.file_name)
     if data is None:
-        raise BundleError(f"{name}: the serving artifact was not read")
-    if name == LINEAR_FILE:
-        linear = LinearModel.from_bytes(data, manifest.classes)
-        linear.check_features(manifest.features)
-        return linear
-    if name == "model.onnx":
-        onnx_format = importlib.import_module("modelapi.formats.onnx")
-        model: Model = onnx_format.OnnxModel.from_bytes(data, manifest)
-        return model
-    raise BundleError(f"{name}: unknown serving format; this modelapi serves {SERVING_ARTIFACTS}")
+        raise BundleError(f"{served.file_name}: the serving artifact was not read")
+    return served.load(
+        data, features=manifest.features, task=manifest.task, classes=manifest.classes
+    )
 
 
 class Predictor:
     """A loaded model with its feature table; safe to share between requests and threads."""
 
-    __slots__ = ("features", "manifest", "model", "model_id")
+    __slots__ = ("_classifier", "answers", "features", "manifest", "model", "model_id")
 
     def __init__(self, bundle: Bundle) -> None:
         self.manifest: Manifest = bundle.manifest
         self.features = FeatureTable(bundle.manifest.features)
         self.model: Model = _build_model(bundle)
+        self.answers = AnswerEncoder(bundle.manifest)
         self.model_id = bundle.manifest.model_id
+        self._classifier = bundle.manifest.classes is not None
 
     def predict(self, rows: Sequence[Row]) -> list[Prediction]:
         """Predict rows already validated by `self.features`.
@@ -57,13 +52,24 @@ class Predictor:
         and JSON would carry that as null, an answer that looks like one but is not.
         """
         predictions = self.model.predict(rows)
-        bad = [
-            index
-            for index, (value, probs) in enumerate(predictions)
-            if (probs is None and type(value) is float and not math.isfinite(value))
-            or (probs is not None and not math.isfinite(sum(probs)))
-        ]
-        if bad:
-            where = ["body"] if len(rows) == 1 else [f"[{index}]" for index in bad]
-            raise InvalidInput.of([FieldError(field, OUT_OF_RANGE) for field in where])
+        # A plain loop that stops at the first bad answer: the rows are named only then.
+        if self._classifier:
+            for _, probabilities in predictions:
+                if not isfinite(sum(probabilities)):  # type: ignore[arg-type]
+                    self._refuse(predictions)
+        else:
+            for value, _ in predictions:
+                if type(value) is float and not isfinite(value):
+                    self._refuse(predictions)
         return predictions
+
+    def _refuse(self, predictions: list[Prediction]) -> NoReturn:
+        bad = [i for i, (v, p) in enumerate(predictions) if not _is_finite(v, p)]
+        where = ["body"] if len(predictions) == 1 else [f"[{index}]" for index in bad]
+        raise InvalidInput.of([FieldError(field, OUT_OF_RANGE) for field in where])
+
+
+def _is_finite(value: object, probabilities: tuple[float, ...] | None) -> bool:
+    if probabilities is not None:
+        return isfinite(sum(probabilities))
+    return type(value) is not float or isfinite(value)

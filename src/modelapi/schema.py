@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from modelapi.errors import FieldError, InvalidInput
+from modelapi.errors import FieldError, InvalidInput, MalformedBody, PayloadTooLarge
 
 __all__ = [
     "ErrorBody",
@@ -35,7 +35,7 @@ __all__ = [
 
 FeatureType = Literal["integer", "number", "category"]
 Value = float | str
-Row = list[Value]
+Row = Sequence[Value]
 
 # Numeric strings are accepted because the original service cast with int()/float(); float()
 # alone would also take "nan", "inf" and "1_000", which a JSON client never means. The space
@@ -109,22 +109,14 @@ class FeatureTable:
         self._fast_keys = frozenset(self.keys)
         self._decoder: msgspec.json.Decoder[object] | None = _typed_decoder(self.features)
 
-    def fast_decode(self, body: bytes) -> tuple[list[Row], bool] | None:
+    def decode_valid(self, body: bytes) -> object | None:
         """Decode a JSON body of valid rows in one typed pass; None when it needs parse_rows.
 
         Accepts only bodies that `parse_rows(json.decode(body))` accepts, with the same rows
         (JSON numbers, finite, whole for integer features; training categories; JSON keys
         only); for anything else, including every error, it returns None so that parse_rows
-        names the problems.
-        """
-        decoded = self.decode_valid(body)
-        return None if decoded is None else self.rows_of(decoded)
-
-    def decode_valid(self, body: bytes) -> object | None:
-        """Decode a body of valid rows to typed rows (one, or a list); None as in fast_decode.
-
-        A typed row holds feature i as its field `typed_field(i)`: a float for a numeric
-        feature (whole for an integer one), the category text for a category feature.
+        names the problems. A typed row holds feature i as its field `typed_field(i)`: a float
+        for a numeric feature (whole for an integer one), the category text for a category.
         """
         if self._decoder is None:
             return None
@@ -136,9 +128,9 @@ class FeatureTable:
 
     def rows_of(self, decoded: object) -> tuple[list[Row], bool]:
         """The rows of what decode_valid returned, and whether it was a batch."""
-        is_batch = type(decoded) is list
-        items: list[object] = decoded if is_batch else [decoded]  # type: ignore[assignment]
-        return [list(_astuple(item)) for item in items], is_batch  # type: ignore[arg-type]
+        if type(decoded) is list:
+            return [_astuple(item) for item in decoded], True
+        return [_astuple(decoded)], False  # type: ignore[arg-type]
 
     def parse_object(self, payload: object, where: str = "") -> Row:
         """Validate one JSON object; raise InvalidInput naming every bad field."""
@@ -163,6 +155,50 @@ class FeatureTable:
     def parse_record(self, record: Mapping[str, str], where: str, errors: list[FieldError]) -> Row:
         """Validate one CSV record (all values text); append problems to `errors`."""
         return self._parse(dict(record), where, errors)
+
+    def parse_csv(self, body: bytes, max_rows: int) -> list[Row]:
+        """Validate a CSV body (header row + rows); raise InvalidInput naming every bad cell."""
+        # Imported here: a JSON body, the usual one, never needs them (cold start).
+        import csv
+        import io
+
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise MalformedBody("body", "is not UTF-8 text") from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise MalformedBody("body", "must start with a header row naming the features")
+            records = list(reader)
+        except csv.Error:
+            raise MalformedBody("body", "is not valid CSV") from None
+        records = [r for r in records if r]
+        if len(records) > max_rows:
+            raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
+        # Checked once for the header, so a body without rows is refused too, not answered empty.
+        named = set(header)
+        errors: list[FieldError] = [
+            FieldError("header", f"has no column {f.column} ({f.key})")
+            for f in self.features
+            if f.key not in named and f.column not in named
+        ]
+        if errors:
+            raise InvalidInput.of(errors)
+        rows: list[Row] = []
+        for index, record in enumerate(records):
+            if len(record) != len(header):
+                errors.append(
+                    FieldError(f"[{index}]", f"has {len(record)} values for {len(header)} columns")
+                )
+                continue
+            rows.append(
+                self.parse_record(dict(zip(header, record, strict=True)), f"[{index}].", errors)
+            )
+        if errors:
+            raise InvalidInput.of(errors)
+        return rows
 
     def _parse(self, payload: object, where: str, errors: list[FieldError]) -> Row:
         if not isinstance(payload, dict):
@@ -194,7 +230,7 @@ class FeatureTable:
                 )
             else:
                 given[feature.key] = (str(name), value)
-        row: Row = []
+        row: list[Value] = []
         for feature in self.features:
             found = given.get(feature.key)
             if found is None:

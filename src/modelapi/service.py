@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
-from modelapi import batch
 from modelapi.config import Settings
 from modelapi.errors import (
     FieldError,
@@ -28,7 +27,6 @@ from modelapi.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from modelapi.fastpath import LinearFastPath
 from modelapi.formats import Prediction
 from modelapi.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from modelapi.metrics import Metrics
@@ -152,7 +150,6 @@ class Service:
         self.load_on_request = load_on_request
         self.metrics = metrics
         self._api_key = settings.api_key.encode() if settings.api_key else None
-        self._fast: tuple[Predictor, LinearFastPath | None] | None = None
         # Exact paths -> method -> handler; add a route by adding an entry.
         self.routes: dict[str, dict[str, Handler]] = {
             "/ping": {"GET": Service.ping},
@@ -161,7 +158,6 @@ class Service:
             "/model": {"GET": Service.model},
         }
         if metrics is not None:
-            metrics.model = self._model_labels
             self.routes["/metrics"] = {"GET": Service.metrics_text}
         for path, (module, methods) in _LAZY_ROUTES.items():
             self.routes[path] = {method: _LazyHandler(module, path, method) for method in methods}
@@ -266,25 +262,20 @@ class Service:
         if len(request.body) > self.settings.max_body_bytes:
             raise PayloadTooLarge("body", f"must be at most {self.settings.max_body_bytes} bytes")
         kind = media_type(request.headers)
-        if kind in _CSV_TYPES:
-            predictor = self.predictor()
-            rows = batch.parse_csv(predictor, request.body, max_rows)
-            predictions = predictor.predict(rows)
-            self._count(predictions)
-            text = batch.write_csv(predictor, predictions)
-            return Response(200, text, "text/csv; charset=utf-8", _version_header(predictor))
-        if kind not in _JSON_TYPES:
+        if kind not in _KNOWN_TYPES:
             raise UnsupportedMediaType("content-type", "must be application/json or text/csv")
         predictor = self.predictor()
+        if kind in _CSV_TYPES:
+            rows = predictor.features.parse_csv(request.body, max_rows)
+            predictions = predictor.predict(rows)
+            self._count(predictions)
+            text = predictor.answers.csv(predictions)
+            return Response(200, text, "text/csv; charset=utf-8", _version_header(predictor))
+        # The typed decode checks a body of valid rows in C; any other body is read again by
+        # parse_rows, which accepts what the original service did and names every bad field.
         decoded = predictor.features.decode_valid(request.body)
         if decoded is not None:
             _check_row_count(decoded, max_rows)
-            fast = self._fast_path(predictor)
-            answered = None if fast is None else fast.answer(decoded)
-            if answered is not None:
-                if self.metrics is not None:
-                    self.metrics.count_labels(answered.counts)
-                return Response(200, answered.body, JSON, _version_header(predictor))
             rows, is_batch = predictor.features.rows_of(decoded)
         else:
             try:
@@ -296,19 +287,9 @@ class Service:
             rows, is_batch = predictor.features.parse_rows(payload)
         predictions = predictor.predict(rows)
         self._count(predictions)
-        if is_batch:
-            body = _encode(batch.answers(predictor, predictions))
-        else:
-            body = _encode(batch.answer(predictor, predictions[0]))
+        answers = predictor.answers
+        body = answers.many(predictions) if is_batch else answers.one(predictions[0])
         return Response(200, body, JSON, _version_header(predictor))
-
-    def _fast_path(self, predictor: Predictor) -> LinearFastPath | None:
-        """The fast path for this predictor, built once per loaded model."""
-        cached = self._fast
-        if cached is None or cached[0] is not predictor:
-            # One tuple, assigned at once: a model swapped by a reload is seen whole or not.
-            cached = self._fast = (predictor, LinearFastPath.of(predictor))
-        return cached[1]
 
     def predictor(self) -> Predictor:
         """The current predictor; raise ModelUnavailable (after one load try if enabled)."""
@@ -322,12 +303,6 @@ class Service:
     def _count(self, predictions: list[Prediction]) -> None:
         if self.metrics is not None:
             self.metrics.count_predictions(predictions)
-
-    def _model_labels(self) -> tuple[str, str] | None:
-        predictor = self.source.predictor
-        if predictor is None:
-            return None
-        return predictor.manifest.name, str(predictor.manifest.version)
 
 
 # Routes of the modules that build on this one (documentation, pages, the V2 protocol),

@@ -44,10 +44,12 @@ class ModelSource:
         source.predictor = predictor
         return source
 
-    @property
-    def is_ready(self) -> bool:
-        """Whether a model is loaded."""
-        return self.predictor is not None
+    def model_labels(self) -> tuple[str, str] | None:
+        """The (name, version) of the model being served, or None while none is loaded."""
+        predictor = self.predictor
+        if predictor is None:
+            return None
+        return predictor.manifest.name, str(predictor.manifest.version)
 
     def get(self) -> Predictor:
         """The current predictor; try loading again if none is loaded; raise ModelUnavailable."""

@@ -26,12 +26,12 @@ from modelapi.app import create_app
 from modelapi.bundle import MANIFEST, Bundle, artifact_entry, read_bundle
 from modelapi.config import Settings
 from modelapi.errors import BundleError
+from modelapi.formats.onnx import export as onnx_export
 from modelapi.formats.skops import load_skops, read_estimator
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature
 from modelapi.source import ModelSource
 from modelapi.store.local import LocalStore
-from modelapi.training.export import onnx_bytes
 from tests.conftest import PIMA_EXAMPLE
 from tests.http.toy_models import HOSTILE_CATEGORY, toy_predictor
 from tests.live.servers import HttpSend, serving
@@ -116,7 +116,8 @@ def _tree_onnx(n_features: int, n_classes: int, *, regressor: bool = False) -> b
     estimator = DecisionTreeRegressor() if regressor else DecisionTreeClassifier()
     estimator.fit(X, y)
     features = [Feature(column=f"c{i}", key=f"c{i}", type="number") for i in range(n_features)]
-    return onnx_bytes(estimator, features, "regression" if regressor else "classification")
+    task = "regression" if regressor else "classification"
+    return onnx_export(estimator, features, task, None if regressor else (0, 1))
 
 
 @pytest.fixture(scope="module")

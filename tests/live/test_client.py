@@ -9,7 +9,6 @@ import msgspec
 import pytest
 
 from modelapi import Client
-from modelapi.batch import answers
 from modelapi.config import Settings
 from modelapi.errors import (
     FieldError,
@@ -22,6 +21,7 @@ from modelapi.errors import (
 from modelapi.predictor import Predictor
 from tests.conftest import PIMA_EXAMPLE
 from tests.live.serving import serving
+from tests.oracles import answers
 
 API_KEY = "s3cret-key-for-tests"
 

@@ -12,13 +12,13 @@ import msgspec
 import pytest
 
 from modelapi.app import create_app
-from modelapi.batch import answer
 from modelapi.bundle import Bundle, artifact_entry
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.store.local import LocalStore
 from tests.conftest import PIMA_EXAMPLE
 from tests.live.servers import HttpSend, serving
+from tests.oracles import answer
 
 N_CLIENTS = 6
 

@@ -12,10 +12,10 @@ import msgspec
 import pytest
 
 from modelapi.app import create_app
-from modelapi.batch import answer
 from modelapi.predictor import Predictor
 from tests.conformance import SETUPS, Case, Setup, check, params
 from tests.live.servers import HttpSend, serving
+from tests.oracles import answer
 
 # The command existing users run, exactly as the issue gives it.
 CURL = (

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelapi.batch import answer_columns, parse_csv, write_csv
+from modelapi.answers import answer_columns
 from modelapi.client import ServerError
 from modelapi.errors import InvalidInput, PayloadTooLarge
 from modelapi.formats.linear import LinearSpec
@@ -71,7 +71,9 @@ def run(
     out = io.BytesIO()
 
     def scorer_for(header: list[str]) -> tuple[LocalScorer, list[str]]:
-        return LocalScorer(predictor, header, linear=linear), answer_columns(predictor.manifest)
+        return LocalScorer(predictor, header, columnar=linear is not None), answer_columns(
+            predictor.manifest
+        )
 
     score_csv(io.BytesIO(data), out, scorer_for, chunk_rows=chunk_rows, threads=threads)
     return out.getvalue()
@@ -318,7 +320,7 @@ def test_threads_keep_the_order_and_report_the_first_bad_line(linear: bool) -> N
         score_csv(
             io.BytesIO(data),
             out,
-            lambda h: (LocalScorer(predictor, h, linear=spec), answer_columns(predictor.manifest)),
+            lambda h: (LocalScorer(predictor, h), answer_columns(predictor.manifest)),
             chunk_rows=5,
             threads=3,
         )
@@ -355,7 +357,7 @@ def test_remote_scoring_halves_requests_on_413_and_names_file_lines(extra_column
         if sizes[-1] > 3:
             raise PayloadTooLarge("body", "must hold at most 3 rows")
         # The server's own CSV path, as Service.predict runs it.
-        return write_csv(predictor, predictor.predict(parse_csv(predictor, body, 3)))
+        return predictor.answers.csv(predictor.predict(predictor.features.parse_csv(body, 3)))
 
     remote = remote_run(predictor, data, post, request_rows=8)
     local = run(predictor, data, linear=None, chunk_rows=16)
@@ -443,7 +445,7 @@ def test_remote_scoring_sends_no_blank_rows() -> None:
 
     def post(body: bytes) -> bytes:
         assert b"\n\n" not in body
-        return write_csv(predictor, predictor.predict(parse_csv(predictor, body, 100)))
+        return predictor.answers.csv(predictor.predict(predictor.features.parse_csv(body, 100)))
 
     data = b"X,Y val,Z\n1,2,3\n\n4,5,6\n"
     remote = remote_run(predictor, data, post, request_rows=8)

@@ -31,7 +31,7 @@ def test_loads_the_aliased_version_once(store: LocalStore) -> None:
     first = source.get()
     assert first.model_id == "m:1"
     assert source.get() is first
-    assert source.is_ready
+    assert source.predictor is not None
 
 
 def test_a_missing_model_gives_the_reason_then_loads_when_it_appears(
@@ -41,7 +41,7 @@ def test_a_missing_model_gives_the_reason_then_loads_when_it_appears(
     source = ModelSource("late", store.uri)
     with caplog.at_level(logging.ERROR), pytest.raises(ModelUnavailable, match="no model named"):
         source.get()
-    assert not source.is_ready
+    assert source.predictor is None
     assert "could not be loaded" in caplog.text
     store.put(_renamed(builtin_bundle, "late"))
     assert source.get().model_id == "late:1"

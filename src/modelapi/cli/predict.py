@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 import msgspec
 
-from modelapi.batch import answer_columns
+from modelapi.answers import answer_columns
 from modelapi.bundle import decode_manifest
 from modelapi.config import Settings
 from modelapi.errors import InvalidInput
-from modelapi.formats.linear import FILE_NAME as LINEAR_FILE
-from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import Predictor
 
 if TYPE_CHECKING:
@@ -151,11 +149,9 @@ def _scorer_for(
     ref = parse_ref(model)
     bundle = load_bundle(ref, None if ref.path else open_store(settings.store), serving_only=True)
     predictor = Predictor(bundle)
-    linear = bundle.files.get(LINEAR_FILE) if bundle.manifest.serving == LINEAR_FILE else None
-    spec = None if linear is None else msgspec.json.decode(linear, type=LinearSpec)
 
     def local(header: list[str]) -> tuple[BlockScorer, list[str]]:
-        scorer = LocalScorer(predictor, header, linear=spec)
+        scorer = LocalScorer(predictor, header)
         return scorer, answer_columns(predictor.manifest)
 
     yield local, predictor.model_id

@@ -86,7 +86,7 @@ def build_lambda_zip(
         entries: dict[str, Path | bytes] = {}
         for path in _files(site):
             entries[path.relative_to(site).as_posix()] = path
-        for module in runtime_modules(serving):
+        for module in runtime_modules():
             source = module_file(module)
             assert source is not None
             entries[source.relative_to(PACKAGE_ROOT.parent).as_posix()] = source

@@ -26,20 +26,21 @@ _NEVER_PACKAGED = (
     "modelapi.training",
     "modelapi.formats.skops",
 )
-# Modules the predictor imports by name for one serving format: packaged for that format only.
-_FORMAT_MODULES = {"model.onnx": ("modelapi.formats.onnx",)}
 _MODULE_NAME = re.compile(r"modelapi(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
-def runtime_modules(serving: str = "linear.json") -> list[str]:
-    """The modelapi modules a Lambda serving `serving` imports, found by following imports."""
-    wanted = [*_ENTRY_MODULES, *_FORMAT_MODULES.get(serving, ())]
-    other_formats = {m for ms in _FORMAT_MODULES.values() for m in ms} - set(wanted)
+def runtime_modules() -> list[str]:
+    """The modelapi modules a Lambda imports, found by following imports.
+
+    Every serving format's module is among them (`modelapi.formats` lists them all); what a
+    format adds for one model is the wheels it needs (`Format.wheels`), not modules.
+    """
+    wanted = list(_ENTRY_MODULES)
     seen: set[str] = set()
     while wanted:
         name = wanted.pop()
         path = module_file(name)
-        if name in seen or path is None or _is_never_packaged(name) or name in other_formats:
+        if name in seen or path is None or _is_never_packaged(name):
             continue
         seen.add(name)
         parent = name.rpartition(".")[0]

@@ -19,22 +19,15 @@ from pathlib import Path
 
 from modelapi.deploy.target import LambdaTarget
 from modelapi.errors import MissingExtra, PackagingError
+from modelapi.formats import format_of
 
 __all__ = ["install_wheels", "requirements_for"]
-
-_FORMAT_REQUIREMENTS = {
-    "linear.json": ("msgspec",),
-    "model.onnx": ("msgspec", "onnxruntime", "numpy"),
-}
 
 
 def requirements_for(serving: str) -> list[str]:
     """The wheels a serving format needs, pinned to the versions installed here when known."""
-    names = _FORMAT_REQUIREMENTS.get(serving)
-    if names is None:
-        raise PackagingError(f"{serving}: no Lambda runtime is known for this serving format")
     pinned = []
-    for name in names:
+    for name in format_of(serving).wheels:
         try:
             pinned.append(f"{name}=={installed_version(name)}")
         except PackageNotFoundError:

@@ -15,17 +15,20 @@ labels, probabilities within 1e-5) before the bundle is written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
-from modelapi.bundle import Manifest
-from modelapi.errors import BundleError
+from modelapi.bundle import Label, Manifest, Task
+from modelapi.errors import BundleError, TrainingError
 from modelapi.extras import require
-from modelapi.formats import Prediction
+from modelapi.formats.base import Format, Prediction
 from modelapi.schema import Feature, Row
 
-__all__ = ["FILE_NAME", "OnnxModel"]
+__all__ = ["FILE_NAME", "FORMAT", "ONNX_OPSET", "OnnxModel", "export", "load"]
 
 FILE_NAME = "model.onnx"
+# onnxruntime computes in float32: labels must agree, probabilities and values within this.
+TOLERANCE = 1e-5
+# Pinned so a bundle made here also loads in an older onnxruntime on a server.
+ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 _NUMPY_TYPES = {
     "tensor(float)": "float32",
     "tensor(double)": "float64",
@@ -42,7 +45,7 @@ class OnnxModel:
         data: bytes,
         *,
         features: Sequence[Feature],
-        task: Literal["classification", "regression"],
+        task: Task,
         classes: Sequence[object] | None,
     ) -> None:
         ort = require("onnxruntime", "onnx")
@@ -159,3 +162,61 @@ def _key(label: object) -> str:
     if isinstance(label, bytes):
         return label.decode()
     return str(label)
+
+
+def load(
+    data: bytes, *, features: Sequence[Feature], task: Task, classes: Sequence[Label] | None
+) -> OnnxModel:
+    """Load `model.onnx` bytes for a model's features; raise BundleError if they do not fit."""
+    return OnnxModel(data, features=features, task=task, classes=classes)
+
+
+def export(
+    estimator: object, features: Sequence[Feature], task: Task, classes: Sequence[Label] | None
+) -> bytes:
+    """Convert an estimator to ONNX with one input per feature (or one numeric tensor).
+
+    The last format tried: raises TrainingError when skl2onnx cannot convert the estimator.
+    """
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else None
+    if isinstance(first, ColumnTransformer):
+        inputs = [
+            (
+                f.column,
+                StringTensorType([None, 1]) if f.type == "category" else FloatTensorType([None, 1]),
+            )
+            for f in features
+        ]
+    elif any(f.type == "category" for f in features):
+        raise TrainingError(
+            "cannot convert to ONNX: text features need a pipeline that starts with a"
+            " ColumnTransformer selecting columns by name"
+        )
+    else:
+        inputs = [("input", FloatTensorType([None, len(features)]))]
+    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    options = {id(final): {"zipmap": False}} if task == "classification" else None
+    try:
+        graph = convert_sklearn(
+            estimator, initial_types=inputs, options=options, target_opset=ONNX_OPSET
+        )
+    except Exception as exc:  # skl2onnx raises many untyped errors for unsupported models
+        raise TrainingError(
+            f"cannot convert {type(final).__name__} to ONNX ({type(exc).__name__}: {exc})"[:400]
+        ) from exc
+    data: bytes = graph.SerializeToString()
+    return data
+
+
+FORMAT = Format(
+    file_name=FILE_NAME,
+    load=load,
+    export=export,
+    tolerance=TOLERANCE,
+    wheels=("msgspec", "onnxruntime", "numpy"),
+)

@@ -9,10 +9,10 @@ type is refused before anything in it is built.
 from __future__ import annotations
 
 from modelapi.bundle import Bundle
-from modelapi.errors import BundleError
+from modelapi.errors import BundleError, TrainingError
 from modelapi.extras import require
 
-__all__ = ["FILE_NAME", "TRUSTED_TYPES", "load_skops", "read_estimator"]
+__all__ = ["FILE_NAME", "TRUSTED_TYPES", "dump_skops", "load_skops", "read_estimator"]
 
 FILE_NAME = "model.skops"
 # Beyond skops' own defaults: the tree structure inside random forests and gradient boosting.
@@ -47,3 +47,16 @@ def read_estimator(bundle: Bundle) -> object:
     if data is None:
         raise BundleError(f"{FILE_NAME}: not in this bundle (read it with serving_only=False)")
     return load_skops(data)
+
+
+def dump_skops(estimator: object) -> bytes:
+    """Serialize an estimator with skops; refuse one that needs types outside the trust list."""
+    sio = require("skops.io", "train")
+    data: bytes = sio.dumps(estimator)
+    untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
+    if untrusted:
+        raise TrainingError(
+            f"{FILE_NAME}: the estimator holds types outside the trusted list"
+            f" ({', '.join(sorted(untrusted))[:300]}); modelapi cannot store it safely"
+        )
+    return data

@@ -8,8 +8,9 @@ accepts, and gives the same numbers for it; whatever it does not accept, it hand
 Accepted cells are `[+-]?digits[.digits]` with at most 15 digits: the mantissa is then an
 exact integer below 2**53 and one division by an exact power of ten gives the correctly
 rounded value, the same float that `float(text)` gives. Exponents, spaces, quotes, empty
-cells and the like go to the record path. The decision function is summed feature by
-feature in the same order as `LinearModel`, so it is bit-for-bit the pure-Python one.
+cells and the like go to the record path. The decision function is the model's own
+(`LinearModel.decision`, applied to a row of columns), so it is bit-for-bit the one that
+answers single rows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from modelapi.formats.linear import LinearSpec
+from modelapi.formats.linear import LinearModel
 from modelapi.schema import Feature
 
 if TYPE_CHECKING:
@@ -50,15 +51,14 @@ class ColumnarScorer:
     def __init__(
         self,
         numpy: ModuleType,
-        spec: LinearSpec,
-        classes: Sequence[object] | None,
+        model: LinearModel,
         features: Sequence[Feature],
         n_columns: int,
         feature_columns: Sequence[int],
     ) -> None:
         self._np = numpy
-        self._spec = spec
-        labels = [_cell(str(c)).encode() for c in classes or ()]
+        self._model = model
+        labels = [_cell(str(c)).encode() for c in model.classes]
         self._labels = labels
         # Labels of one width (the usual 0/1) are written as a byte matrix, others row by row.
         self._label_matrix = (
@@ -84,9 +84,9 @@ class ColumnarScorer:
         self._fixed_chars = [(at, char) for at, char in enumerate(template) if char != _ROOM]
 
     @classmethod
-    def supports(cls, spec: LinearSpec | None, features: Sequence[Feature]) -> bool:
+    def supports(cls, model: object, features: Sequence[Feature]) -> bool:
         """Whether a model can be scored here: linear, every feature numeric."""
-        return spec is not None and all(f.type != "category" for f in features)
+        return isinstance(model, LinearModel) and all(f.type != "category" for f in features)
 
     def score(self, block: bytes) -> bytes | None:
         """Answer lines for a block of whole `\\n`-ended lines, or None to use the record path."""
@@ -212,22 +212,20 @@ class ColumnarScorer:
         Predictor does, with an error naming the line or a finite answer.
         """
         np = self._np
-        spec = self._spec
-        k = len(spec.intercept)
-        z = np.empty((values.shape[0], k))
+        model = self._model
+        n_rows = values.shape[0]
         # An overflow is not an error here: the non-finite check below hands the block over.
         with np.errstate(over="ignore", invalid="ignore"):
-            for out in range(k):
-                column = np.full(values.shape[0], spec.intercept[out])
-                for j, weights in enumerate(spec.weights):
-                    assert isinstance(weights, list)
-                    column += weights[out] * values[:, j]
-                z[:, out] = column
+            decided = model.decision([values[:, j] for j in range(values.shape[1])])
+        outputs = decided if isinstance(decided, tuple) else (decided,)
+        z = np.empty((n_rows, len(outputs)))
+        for out, column in enumerate(outputs):
+            z[:, out] = column
         if not np.isfinite(z).all():
             return None
-        if spec.kind == "regression":
+        if model.spec.kind == "regression":
             return None, [z[:, 0]]
-        if k == 1:
+        if z.shape[1] == 1:
             score = z[:, 0]
             # Same split by sign as LinearModel's expit, so exp never overflows.
             e = np.exp(-np.abs(score))

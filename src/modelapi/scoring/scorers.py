@@ -3,7 +3,7 @@
 Both validate exactly as the server does (the model's `FeatureTable.parse_record`, or the
 server itself) and write the same answer cells: the label as text, probabilities with 15
 decimals (`modelapi.scoring.columnar.format_probability`), regression values as Python's shortest
-round-trip text. The answer columns are `modelapi.batch.answer_columns`.
+round-trip text. The answer columns are `modelapi.answers.answer_columns`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import io
 import re
 from collections.abc import Callable, Sequence
 
-from modelapi.batch import answer_columns
+from modelapi.answers import answer_columns
 from modelapi.bundle import Manifest
 from modelapi.client import ServerError
 from modelapi.errors import FieldError, InvalidInput, PayloadTooLarge
 from modelapi.formats import Prediction
-from modelapi.formats.linear import LinearSpec
+from modelapi.formats.linear import LinearModel
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature
 from modelapi.scoring.columnar import ColumnarScorer, format_probability
@@ -66,14 +66,14 @@ def feature_columns(
 class LocalScorer:
     """Score with a model in this process; numpy's columnar path when the model allows it.
 
-    `linear` is the model's `linear.json` spec when it is served from one: with numpy
-    installed and every feature numeric, plain blocks then take the columnar path.
+    A linear model with every feature numeric, with numpy installed, scores plain blocks on
+    the columnar path unless `columnar` is False (every block then takes the record path).
     """
 
     parallel = True
 
     def __init__(
-        self, predictor: Predictor, header: Sequence[str], *, linear: LinearSpec | None = None
+        self, predictor: Predictor, header: Sequence[str], *, columnar: bool = True
     ) -> None:
         manifest = predictor.manifest
         self._predictor = predictor
@@ -82,14 +82,16 @@ class LocalScorer:
         self._columns = feature_columns(manifest.features, header, answer_columns(manifest))
         self._is_classifier = manifest.classes is not None
         self._columnar: ColumnarScorer | None = None
-        if linear is not None and ColumnarScorer.supports(linear, manifest.features):
+        model = predictor.model
+        if columnar and ColumnarScorer.supports(model, manifest.features):
             try:
                 numpy = importlib.import_module("numpy")
             except ImportError:
                 pass
             else:
+                assert isinstance(model, LinearModel)
                 self._columnar = ColumnarScorer(
-                    numpy, linear, manifest.classes, manifest.features, len(header), self._columns
+                    numpy, model, manifest.features, len(header), self._columns
                 )
 
     def score_block(self, block: bytes, first_line: int) -> bytes | None:

@@ -1,13 +1,12 @@
 """Turn a fitted scikit-learn estimator into bundle artifacts, each checked against scikit-learn.
 
-- `linear.json` for linear models whose preprocessing can be folded into the weights (a
-  ColumnTransformer of passthrough numeric columns and plain one-hot encoders, or no
-  preprocessing): labels equal and probabilities within 1e-12 on the check rows; regression
-  values within 1e-12 relative to max(1, |value|), because pure-Python sums differ from BLAS
-  in the last bits and a value of 300 carries rounding near 1e-13.
-- `model.onnx` (skl2onnx) for everything else: labels equal, probabilities within 1e-5,
-  regression values within 1e-5 relative (onnxruntime computes in float32).
-- `model.skops` always, the full-fidelity copy; only types on the trust list are written.
+The serving artifact is the first format in `modelapi.formats.FORMATS` that can express the
+estimator and answers as scikit-learn does on the check rows: labels equal, probabilities (or
+regression values, relative to max(1, |value|)) within the format's tolerance. `linear.json`
+folds a linear model's one-hot encoding into its weights (1e-12: pure-Python sums differ from
+BLAS in the last bits); `model.onnx` takes everything else (1e-5: onnxruntime computes in
+float32). `model.skops` is always written too, the full-fidelity copy; only types on the trust
+list are written.
 
 Any disagreement raises TrainingError: a bundle that would answer differently from the
 estimator it claims to be is never written. Never writes a pickle.
@@ -18,39 +17,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from modelapi.bundle import Label, Task
 from modelapi.errors import TrainingError
-from modelapi.formats import Model
-from modelapi.formats.linear import FILE_NAME as LINEAR_FILE
-from modelapi.formats.linear import LinearModel, LinearSpec
-from modelapi.formats.onnx import FILE_NAME as ONNX_FILE
-from modelapi.formats.onnx import OnnxModel
+from modelapi.formats import FORMATS, Model
 from modelapi.formats.skops import FILE_NAME as SKOPS_FILE
-from modelapi.formats.skops import TRUSTED_TYPES
+from modelapi.formats.skops import dump_skops
 from modelapi.schema import Feature, Row
 
-__all__ = [
-    "LINEAR_TOLERANCE",
-    "ONNX_OPSET",
-    "ONNX_TOLERANCE",
-    "Artifacts",
-    "export_model",
-    "frame_rows",
-    "linear_spec",
-    "model_input",
-    "onnx_bytes",
-    "skops_bytes",
-]
-
-Task = Literal["classification", "regression"]
-LINEAR_TOLERANCE = 1e-12
-ONNX_TOLERANCE = 1e-5
-# Pinned so a bundle made here also loads in an older onnxruntime on a server.
-ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
+__all__ = ["Artifacts", "export_model", "frame_rows", "model_input"]
 
 
 @dataclass(frozen=True)
@@ -79,184 +57,6 @@ def model_input(estimator: object, X: pd.DataFrame) -> object:
     if hasattr(estimator, "feature_names_in_"):
         return X
     return X.to_numpy(dtype=float)
-
-
-def _linear_final(estimator: object) -> tuple[object | None, object]:
-    """Split a pipeline into (preprocessor or None, final step)."""
-    from sklearn.pipeline import Pipeline
-
-    if not isinstance(estimator, Pipeline):
-        return None, estimator
-    steps = [step for _, step in estimator.steps if step not in (None, "passthrough")]
-    if len(steps) == 1:
-        return None, steps[0]
-    if len(steps) == 2:
-        return steps[0], steps[1]
-    return None, None
-
-
-def _slots(
-    preprocessor: object | None, features: Sequence[Feature]
-) -> list[tuple[int, str | None]] | None:
-    """Map each transformed column to (feature index, category or None); None if not foldable."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
-
-    index = {f.column: i for i, f in enumerate(features)}
-    if preprocessor is None:
-        if any(f.type == "category" for f in features):
-            return None
-        return [(i, None) for i in range(len(features))]
-    if not isinstance(preprocessor, ColumnTransformer):
-        return None
-    slots: list[tuple[int, str | None]] = []
-    for _, transformer, columns in preprocessor.transformers_:
-        if transformer == "drop":
-            continue
-        names = _column_names(columns, features)
-        if names is None or any(n not in index for n in names):
-            return None
-        # A fitted ColumnTransformer holds "passthrough" as an identity FunctionTransformer.
-        if transformer == "passthrough" or (
-            isinstance(transformer, FunctionTransformer) and transformer.func is None
-        ):
-            if any(features[index[n]].type == "category" for n in names):
-                return None
-            slots.extend((index[n], None) for n in names)
-        elif isinstance(transformer, OneHotEncoder):
-            if transformer.drop_idx_ is not None or transformer.min_frequency is not None:
-                return None
-            if transformer.max_categories is not None:
-                return None
-            for name, categories in zip(names, transformer.categories_, strict=True):
-                if features[index[name]].type != "category":
-                    return None
-                slots.extend((index[name], str(c)) for c in categories)
-        else:
-            return None
-    return slots
-
-
-def _column_names(columns: object, features: Sequence[Feature]) -> list[str] | None:
-    if isinstance(columns, str):
-        return [columns]
-    try:
-        items = list(columns)  # type: ignore[call-overload]
-    except TypeError:
-        return None
-    names: list[str] = []
-    for item in items:
-        if isinstance(item, str):
-            names.append(item)
-        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-            if not 0 <= int(item) < len(features):
-                return None
-            names.append(features[int(item)].column)
-        else:
-            return None
-    return names
-
-
-def linear_spec(estimator: object, features: Sequence[Feature], task: Task) -> LinearSpec | None:
-    """Fold a linear estimator and its preprocessing into a `linear.json` spec, if it can be."""
-    from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
-
-    preprocessor, final = _linear_final(estimator)
-    if task == "classification":
-        if not isinstance(final, LogisticRegression):
-            return None
-        # One-vs-rest probabilities are normalised sigmoids, not the softmax linear.json uses.
-        if getattr(final, "multi_class", "auto") == "ovr" and len(final.classes_) > 2:
-            return None
-    elif not isinstance(final, (LinearRegression, Ridge, Lasso, ElasticNet)):
-        return None
-    slots = _slots(preprocessor, features)
-    coef = np.atleast_2d(np.asarray(final.coef_, dtype=np.float64))
-    if slots is None or coef.shape[1] != len(slots) or coef.ndim != 2:
-        return None
-    intercept = np.atleast_1d(np.asarray(final.intercept_, dtype=np.float64))
-    n_outputs = coef.shape[0]
-    if intercept.shape[0] != n_outputs:
-        intercept = np.broadcast_to(intercept, (n_outputs,))
-    numeric: dict[int, list[float]] = {}
-    categorical: dict[int, dict[str, list[float]]] = {}
-    for slot, (position, category) in enumerate(slots):
-        column = [float(w) for w in coef[:, slot]]
-        if category is None:
-            before = numeric.get(position, [0.0] * n_outputs)
-            numeric[position] = [a + b for a, b in zip(before, column, strict=True)]
-        else:
-            categorical.setdefault(position, {})[category] = column
-    weights: list[list[float] | dict[str, list[float]]] = []
-    for position, feature in enumerate(features):
-        if feature.type != "category":
-            weights.append(numeric.get(position, [0.0] * n_outputs))
-            continue
-        known = categorical.get(position, {})
-        table: dict[str, list[float]] = {}
-        for category in feature.categories or ():
-            if category not in known and position in categorical:
-                raise TrainingError(
-                    f"feature {feature.column}: category {category[:40]!r} is not known to the"
-                    " model's one-hot encoder; give data whose categories it was trained on"
-                )
-            table[category] = known.get(category, [0.0] * n_outputs)
-        weights.append(table)
-    kind: Literal["logistic", "regression"] = (
-        "logistic" if task == "classification" else "regression"
-    )
-    return LinearSpec(kind=kind, intercept=[float(v) for v in intercept], weights=weights)
-
-
-def onnx_bytes(estimator: object, features: Sequence[Feature], task: Task) -> bytes:
-    """Convert an estimator to ONNX with one input per feature (or one numeric tensor)."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else None
-    if isinstance(first, ColumnTransformer):
-        inputs = [
-            (
-                f.column,
-                StringTensorType([None, 1]) if f.type == "category" else FloatTensorType([None, 1]),
-            )
-            for f in features
-        ]
-    elif any(f.type == "category" for f in features):
-        raise TrainingError(
-            "cannot convert to ONNX: text features need a pipeline that starts with a"
-            " ColumnTransformer selecting columns by name"
-        )
-    else:
-        inputs = [("input", FloatTensorType([None, len(features)]))]
-    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
-    options = {id(final): {"zipmap": False}} if task == "classification" else None
-    try:
-        graph = convert_sklearn(
-            estimator, initial_types=inputs, options=options, target_opset=ONNX_OPSET
-        )
-    except Exception as exc:  # skl2onnx raises many untyped errors for unsupported models
-        raise TrainingError(
-            f"cannot convert {type(final).__name__} to ONNX ({type(exc).__name__}: {exc})"[:400]
-        ) from exc
-    data: bytes = graph.SerializeToString()
-    return data
-
-
-def skops_bytes(estimator: object) -> bytes:
-    """Serialize an estimator with skops; refuse one that needs types outside the trust list."""
-    import skops.io as sio
-
-    data: bytes = sio.dumps(estimator)
-    untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
-    if untrusted:
-        raise TrainingError(
-            f"{SKOPS_FILE}: the estimator holds types outside the trusted list"
-            f" ({', '.join(sorted(untrusted))[:300]}); modelapi cannot store it safely"
-        )
-    return data
 
 
 def _compare(
@@ -317,27 +117,19 @@ def export_model(
     *,
     features: Sequence[Feature],
     task: Task,
-    classes: Sequence[object] | None,
+    classes: Sequence[Label] | None,
     X_check: pd.DataFrame,
 ) -> Artifacts:
-    """Export the serving artifact and model.skops, each checked against X_check."""
+    """Export the serving artifact (the first format that fits) and model.skops, checked."""
     if len(X_check) == 0:
         raise TrainingError("no rows to check the exported model against; use more data")
     rows = frame_rows(X_check, features)
-    spec = linear_spec(estimator, features, task)
-    files: dict[str, bytes] = {}
-    if spec is not None:
-        import msgspec
-
-        data = msgspec.json.encode(spec)
-        model: Model = LinearModel.from_bytes(data, classes)
-        check = _compare(LINEAR_FILE, model, estimator, X_check, rows, task, LINEAR_TOLERANCE)
-        serving = LINEAR_FILE
-    else:
-        data = onnx_bytes(estimator, features, task)
-        model = OnnxModel(data, features=features, task=task, classes=classes)
-        check = _compare(ONNX_FILE, model, estimator, X_check, rows, task, ONNX_TOLERANCE)
-        serving = ONNX_FILE
-    files[serving] = data
-    files[SKOPS_FILE] = skops_bytes(estimator)
-    return Artifacts(serving=serving, files=files, check=check)
+    for served in FORMATS:
+        data = served.export(estimator, features, task, classes)
+        if data is None:
+            continue
+        model = served.load(data, features=features, task=task, classes=classes)
+        check = _compare(served.file_name, model, estimator, X_check, rows, task, served.tolerance)
+        files = {served.file_name: data, SKOPS_FILE: dump_skops(estimator)}
+        return Artifacts(serving=served.file_name, files=files, check=check)
+    raise TrainingError(f"no serving format can express {type(estimator).__name__}")

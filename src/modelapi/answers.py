@@ -1,0 +1,126 @@
+"""Answers: predictions in the wire shape, as JSON objects or CSV rows, the same for every format.
+
+A classifier answers `{"outcome": 1, "probabilities": {"0": 0.2, "1": 0.8}}`, a regressor
+`{"price": 3.2}`: the target's JSON key, then the class probabilities by class name. Each model
+gets its own msgspec Struct types for these objects, built once when it is loaded, so an
+answer is encoded in C without building a dict per row; the bytes are those of encoding the
+objects as dicts. msgspec cannot name a field with a quote, a backslash or a control
+character, so a model whose target key or class names hold one answers from dicts instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from modelapi.bundle import Manifest
+from modelapi.errors import BundleError
+from modelapi.formats import Prediction
+
+__all__ = ["PROBABILITIES", "AnswerEncoder", "answer_columns"]
+
+# The key of the class probabilities in a classifier's answer.
+PROBABILITIES = "probabilities"
+_encode = msgspec.json.Encoder().encode
+_UNRENAMABLE = re.compile(r'["\\\x00-\x1f]')
+
+
+def answer_columns(manifest: Manifest) -> list[str]:
+    """The answer columns of CSV answers: the target key, then `probability_<class>`."""
+    classes = manifest.classes or ()
+    return [manifest.target.key, *(f"probability_{c}" for c in classes)]
+
+
+class AnswerEncoder:
+    """Encode one model's predictions as JSON answers (one, or an array) or CSV rows."""
+
+    __slots__ = ("_answer", "_columns", "_probabilities")
+
+    def __init__(self, manifest: Manifest) -> None:
+        key = manifest.target.key
+        self._columns = answer_columns(manifest)
+        self._answer: Callable[..., object]
+        self._probabilities: Callable[..., object] | None = None
+        if manifest.classes is None and _UNRENAMABLE.search(key):
+            self._answer = lambda value: {key: value}
+            return
+        if manifest.classes is None:
+            self._answer = msgspec.defstruct(
+                "Answer", [("value", object)], rename={"value": key}, gc=False
+            )
+            return
+        names = [str(c) for c in manifest.classes]
+        if len(set(names)) != len(names) or key == PROBABILITIES:
+            raise BundleError(
+                f"manifest.json: class names must differ as text and the target key must not be"
+                f" {PROBABILITIES!r}"
+            )
+        if any(_UNRENAMABLE.search(name) for name in (key, *names)):
+            self._answer, self._probabilities = _dict_types(key, names)
+            return
+        fields = [f"p{index}" for index in range(len(names))]
+        self._probabilities = msgspec.defstruct(
+            "Probabilities",
+            [(name, float) for name in fields],
+            rename=dict(zip(fields, names, strict=True)),
+            gc=False,
+        )
+        self._answer = msgspec.defstruct(
+            "Answer",
+            [("label", object), (PROBABILITIES, self._probabilities)],
+            rename={"label": key},
+            gc=False,
+        )
+
+    @property
+    def columns(self) -> list[str]:
+        """The CSV answer's header: the target key, then `probability_<class>` per class."""
+        return self._columns
+
+    def one(self, prediction: Prediction) -> bytes:
+        """The JSON answer to one prediction."""
+        return _encode(self._object(prediction))
+
+    def many(self, predictions: Sequence[Prediction]) -> bytes:
+        """The JSON array of answers to many predictions, in order."""
+        answer, probabilities = self._answer, self._probabilities
+        if probabilities is None:
+            return _encode([answer(value) for value, _ in predictions])
+        return _encode(
+            [answer(label, probabilities(*probs)) for label, probs in predictions]  # type: ignore[misc]
+        )
+
+    def csv(self, predictions: Sequence[Prediction]) -> bytes:
+        """The CSV answer: a header row, then one row per prediction."""
+        # Imported here: JSON answers, the usual ones, never need them (cold start).
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(self._columns)
+        for label, probs in predictions:
+            writer.writerow([label, *(repr(p) for p in probs or ())])
+        return out.getvalue().encode()
+
+    def _object(self, prediction: Prediction) -> object:
+        label, probs = prediction
+        if self._probabilities is None:
+            return self._answer(label)
+        return self._answer(label, self._probabilities(*probs))  # type: ignore[misc]
+
+
+def _dict_types(
+    key: str, names: Sequence[str]
+) -> tuple[Callable[..., object], Callable[..., object]]:
+    """Answer and probabilities builders that make dicts, for names a Struct cannot hold."""
+
+    def probabilities(*values: float) -> dict[str, float]:
+        return dict(zip(names, values, strict=True))
+
+    def answer(label: object, probs: object) -> dict[str, object]:
+        return {key: label, PROBABILITIES: probs}
+
+    return answer, probabilities
