@@ -33,8 +33,11 @@ __all__ = [
     "typed_field",
 ]
 
-FeatureType = Literal["integer", "number", "category"]
-Value = float | str
+# A boolean feature reaches the model as 1.0 or 0.0 and a datetime one as days since
+# 1970-01-01 (a float), as scikit-learn saw them at training.
+FeatureType = Literal["integer", "number", "category", "boolean", "datetime"]
+# None is a missing value: only for a feature that `accepts_missing`.
+Value = float | str | None
 Row = Sequence[Value]
 
 # Numeric strings are accepted because the original service cast with int()/float(); float()
@@ -48,7 +51,12 @@ _UNRENAMABLE = re.compile(r'["\\\x00-\x1f]')
 
 
 class Feature(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One input column: its CSV name, JSON key, type, and what training saw."""
+    """One input column: its CSV name, JSON key, type, and what training saw.
+
+    `accepts_missing`: the model answers a missing value of this feature (an imputer or a
+    missing-aware split was checked on it at training). `accepts_unknown`: the model answers
+    a category it was not trained on (an encoder that ignores it, or treats it as missing).
+    """
 
     column: str
     key: str
@@ -56,6 +64,8 @@ class Feature(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     categories: tuple[str, ...] | None = None
     min: float | None = None
     max: float | None = None
+    accepts_missing: bool = False
+    accepts_unknown: bool = False
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
