@@ -24,7 +24,12 @@ from modelapi.config import Settings
 from modelapi.errors import PayloadTooLarge
 from modelapi.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from modelapi.metrics import Metrics
-from modelapi.service import Request, Response, Service, error_response, json_response
+from modelapi.service import (
+    INTERNAL_ERROR_RESPONSE,
+    Request,
+    Service,
+    error_response,
+)
 from modelapi.source import ModelSource
 from modelapi.store import ModelStore, open_store
 
@@ -239,15 +244,6 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge("body", f"must be at most {limit} bytes")
 
 
-_INTERNAL_ERROR: Response = json_response(
-    500,
-    {
-        "error": "internal_error",
-        "details": [{"field": "request", "reason": "an unexpected error occurred and was logged"}],
-    },
-)
-
-
 async def _send_internal_error(send: Send) -> None:
     try:
         await send(
@@ -255,13 +251,13 @@ async def _send_internal_error(send: Send) -> None:
                 "type": "http.response.start",
                 "status": 500,
                 "headers": [
-                    (b"content-type", _INTERNAL_ERROR.content_type.encode()),
-                    (b"content-length", b"%d" % len(_INTERNAL_ERROR.body)),
+                    (b"content-type", INTERNAL_ERROR_RESPONSE.content_type.encode()),
+                    (b"content-length", b"%d" % len(INTERNAL_ERROR_RESPONSE.body)),
                     (b"connection", b"close"),
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": _INTERNAL_ERROR.body})
+        await send({"type": "http.response.body", "body": INTERNAL_ERROR_RESPONSE.body})
     except Exception:
         logger.debug("could not send the 500 answer", exc_info=True)
 

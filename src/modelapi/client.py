@@ -21,17 +21,14 @@ from urllib.parse import urlsplit
 import msgspec
 
 from modelapi.errors import (
+    ANSWERS,
     ConfigError,
-    FieldError,
+    ErrorBody,
     InvalidInput,
-    MalformedBody,
     MethodNotAllowed,
     ModelapiError,
-    ModelUnavailable,
-    NotFound,
-    PayloadTooLarge,
-    Unauthorized,
-    UnsupportedMediaType,
+    ServerError,
+    ServerUnreachable,
 )
 
 if TYPE_CHECKING:
@@ -40,37 +37,10 @@ if TYPE_CHECKING:
 __all__ = ["Client", "ServerError", "ServerUnreachable"]
 
 _JSON = "application/json"
-_FIELD_ERRORS: dict[str, type[InvalidInput]] = {
-    kind.code: kind for kind in (InvalidInput, MalformedBody, PayloadTooLarge, UnsupportedMediaType)
-}
-_MESSAGE_ERRORS: dict[str, type[Unauthorized | NotFound | ModelUnavailable]] = {
-    kind.code: kind for kind in (Unauthorized, NotFound, ModelUnavailable)
-}
+# Error code -> the error type the server raised, read back from the one table.
+_ERRORS: dict[str, type[ModelapiError]] = {answer.code: kind for kind, answer in ANSWERS.items()}
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
-
-
-class ServerError(ModelapiError):
-    """The server answered with a status this client does not expect (a 500 or a proxy's 502)."""
-
-    def __init__(self, message: str, status: int, details: tuple[FieldError, ...] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.details = details
-
-
-class ServerUnreachable(ModelapiError, ConnectionError):
-    """No connection to the server: refused, timed out, or the name does not resolve."""
-
-
-class _ErrorDetail(msgspec.Struct):
-    field: str
-    reason: str
-
-
-class _ErrorBody(msgspec.Struct):
-    error: str
-    details: list[_ErrorDetail]
 
 
 class Client:
@@ -230,19 +200,17 @@ def _reason(exc: BaseException) -> str:
 def _error(where: str, status: int, headers: http.client.HTTPMessage, data: bytes) -> ModelapiError:
     """The modelapi error for a non-200 answer: by the body's error code, else by status."""
     try:
-        body = msgspec.json.decode(data, type=_ErrorBody)
+        body = msgspec.json.decode(data, type=ErrorBody)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return ServerError(f"{where} answered HTTP {status}", status)
-    details = tuple(FieldError(d.field, d.reason) for d in body.details)
-    field_error = _FIELD_ERRORS.get(body.error)
-    if field_error is not None and details:
-        first, *rest = details
-        return field_error(first.field, first.reason, *rest)
+    details = tuple(body.details)
+    kind = _ERRORS.get(body.error)
+    if kind is not None and issubclass(kind, InvalidInput) and details:
+        return kind.of(details)
     message = "; ".join(d.reason for d in details) or f"HTTP {status}"
-    if body.error == "method_not_allowed":
+    if kind is MethodNotAllowed:
         allowed = tuple(m.strip() for m in (headers.get("allow") or "").split(",") if m.strip())
         return MethodNotAllowed(message, allowed)
-    message_error = _MESSAGE_ERRORS.get(body.error)
-    if message_error is not None:
-        return message_error(message)
+    if kind is not None and not issubclass(kind, InvalidInput):
+        return kind(message)
     return ServerError(f"{where} answered HTTP {status}: {message}", status, details)

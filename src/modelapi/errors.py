@@ -1,13 +1,14 @@
-"""The exceptions modelapi raises on purpose.
+"""The exceptions modelapi raises on purpose, and the one table of how each is answered.
 
     ModelapiError
-    ├── InvalidInput (ValueError)        a request or file the caller sent is wrong
-    │   ├── PayloadTooLarge              over the body or batch-row limit
-    │   └── UnsupportedMediaType         a content type the route cannot read
-    ├── Unauthorized                     a protected route without the right API key
-    ├── NotFound (LookupError)           no such route, or a model the request names
-    ├── MethodNotAllowed                 a route that exists, with another method
-    ├── ModelUnavailable                 no model is loaded (yet): serving answers 503
+    ├── InvalidInput (ValueError)        a request or file the caller sent is wrong      422
+    │   ├── MalformedBody                not well-formed JSON or CSV                     400
+    │   ├── PayloadTooLarge              over the body or batch-row limit                413
+    │   └── UnsupportedMediaType         a content type the route cannot read            415
+    ├── Unauthorized                     a protected route without the right API key    401
+    ├── NotFound (LookupError)           no such route, or a model the request names     404
+    ├── MethodNotAllowed                 a route that exists, with another method        405
+    ├── ModelUnavailable                 no model is loaded (yet)                        503
     ├── BundleError                      unreadable bundle, bad checksum, unknown format
     │   └── BundleNotFound (LookupError) no such model, version or alias in a store
     ├── StoreError                       a store could not be reached or written
@@ -15,19 +16,36 @@
     ├── TrainingError                    training or a format check failed
     ├── PackagingError                   a deployment package could not be built
     ├── ConfigError (ValueError)         a bad setting, named
-    └── MissingExtra (ImportError)       an optional dependency is not installed
+    ├── MissingExtra (ImportError)       an optional dependency is not installed
+    ├── ServerError                      a server answered what modelapi never answers (client)
+    └── ServerUnreachable (ConnectionError)  no connection to a server (client)
 
-This module knows nothing about HTTP: `modelapi.service` maps these types to status codes.
-Messages name the thing, what was expected and the fix, and never carry a value a client sent.
+`ANSWERS` is the one table from an error type to what it is on the wire: its code, HTTP status,
+what it means, and the field named when the error is not about a field. The service answers
+with it, the OpenAPI document describes the error responses from it, and the client turns an
+error body back into the error type from it. A type not in the table (a bug) is answered as
+`internal_error` (500). Messages name the thing, what was expected and the fix, and never carry
+a value a client sent.
 """
 
-from __future__ import annotations
+# Annotations stay objects here (no `from __future__ import annotations`): msgspec reads the
+# Structs' annotations at their first decode, and evaluating strings then costs milliseconds of
+# every cold start.
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import msgspec
 
 __all__ = [
+    "ANSWERS",
+    "INTERNAL_ERROR",
     "BundleError",
     "BundleNotFound",
     "ConfigError",
     "DataError",
+    "ErrorAnswer",
+    "ErrorBody",
     "FieldError",
     "InvalidInput",
     "MalformedBody",
@@ -38,43 +56,40 @@ __all__ = [
     "NotFound",
     "PackagingError",
     "PayloadTooLarge",
+    "ServerError",
+    "ServerUnreachable",
     "StoreError",
     "TrainingError",
     "Unauthorized",
     "UnsupportedMediaType",
+    "answer_of",
+    "error_body",
 ]
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One problem with one field of a request: where it is and why it is refused.
+
+    Also the `details` entry of the error body on the wire.
+    """
+
+    field: str
+    reason: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """The single error shape every adapter returns."""
+
+    error: str
+    details: list[FieldError]
 
 
 class ModelapiError(Exception):
     """Root of every error modelapi raises on purpose."""
 
 
-class FieldError:
-    """One problem with one field of a request: where it is and why it is refused."""
-
-    __slots__ = ("field", "reason")
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, FieldError) and (self.field, self.reason) == (
-            other.field,
-            other.reason,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.field, self.reason))
-
-    def __repr__(self) -> str:
-        return f"FieldError({self.field!r}, {self.reason!r})"
-
-
 class InvalidInput(ModelapiError, ValueError):
     """A request the caller sent cannot be used; `details` names every bad field at once."""
-
-    code = "invalid_input"
 
     def __init__(self, field: str, reason: str, *more: FieldError) -> None:
         self.details: tuple[FieldError, ...] = (FieldError(field, reason), *more)
@@ -82,46 +97,34 @@ class InvalidInput(ModelapiError, ValueError):
         self.field, self.reason = field, reason
 
     @classmethod
-    def of(cls, details: list[FieldError]) -> InvalidInput:
+    def of(cls, details: Sequence[FieldError]) -> "InvalidInput":
         """Build one error from a non-empty list of field problems."""
         first, *rest = details
         return cls(first.field, first.reason, *rest)
 
 
 class MalformedBody(InvalidInput):
-    """The body is not well-formed JSON or CSV (HTTP 400)."""
-
-    code = "malformed_body"
+    """The body is not well-formed JSON or CSV."""
 
 
 class PayloadTooLarge(InvalidInput):
-    """The body or the number of rows is over the configured limit (HTTP 413)."""
-
-    code = "payload_too_large"
+    """The body or the number of rows is over the configured limit."""
 
 
 class UnsupportedMediaType(InvalidInput):
-    """The route cannot read this content type (HTTP 415)."""
-
-    code = "unsupported_media_type"
+    """The route cannot read this content type."""
 
 
 class Unauthorized(ModelapiError):
-    """A protected route was called without the configured API key (HTTP 401)."""
-
-    code = "unauthorized"
+    """A protected route was called without the configured API key."""
 
 
 class NotFound(ModelapiError, LookupError):
-    """No such route, or no such model (HTTP 404)."""
-
-    code = "not_found"
+    """No such route, or no such model."""
 
 
 class MethodNotAllowed(ModelapiError):
-    """The route exists but not with this method (HTTP 405)."""
-
-    code = "method_not_allowed"
+    """The route exists but not with this method."""
 
     def __init__(self, message: str, allowed: tuple[str, ...]) -> None:
         super().__init__(message)
@@ -129,9 +132,7 @@ class MethodNotAllowed(ModelapiError):
 
 
 class ModelUnavailable(ModelapiError):
-    """No model is loaded, so nothing can be predicted (HTTP 503)."""
-
-    code = "model_unavailable"
+    """No model is loaded, so nothing can be predicted."""
 
 
 class BundleError(ModelapiError):
@@ -164,3 +165,99 @@ class PackagingError(ModelapiError):
 
 class MissingExtra(ModelapiError, ImportError):
     """An optional dependency is missing; the message gives the pip command."""
+
+
+class ServerError(ModelapiError):
+    """A server answered with a status modelapi never sends (a 500, or a proxy's 502)."""
+
+    def __init__(self, message: str, status: int, details: tuple[FieldError, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = details
+
+
+class ServerUnreachable(ModelapiError, ConnectionError):
+    """No connection to a server: refused, timed out, or the name does not resolve."""
+
+
+class ErrorAnswer(NamedTuple):
+    """What an error type is on the wire."""
+
+    code: str
+    status: int
+    summary: str
+    # The field an error names when it is not about one field of the request.
+    field: str
+    # A reason as the error gives it, for the documentation's examples.
+    example: str
+
+
+# Most specific first: an error is answered by the first entry it is an instance of.
+ANSWERS: dict[type[ModelapiError], ErrorAnswer] = {
+    MalformedBody: ErrorAnswer(
+        "malformed_body", 400, "The body is not valid JSON or CSV.", "body", "is not valid JSON"
+    ),
+    PayloadTooLarge: ErrorAnswer(
+        "payload_too_large",
+        413,
+        "The body or its number of rows is over the limit.",
+        "body",
+        "must be at most 1048576 bytes",
+    ),
+    UnsupportedMediaType: ErrorAnswer(
+        "unsupported_media_type",
+        415,
+        "The route cannot read this content type.",
+        "content-type",
+        "must be application/json or text/csv",
+    ),
+    InvalidInput: ErrorAnswer(
+        "invalid_input", 422, "Fields are missing, unknown or invalid.", "body", "is required"
+    ),
+    Unauthorized: ErrorAnswer(
+        "unauthorized",
+        401,
+        "The API key is missing or wrong.",
+        "authorization",
+        "send the API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+    ),
+    NotFound: ErrorAnswer(
+        "not_found", 404, "No such route or model.", "path", "no route here; see /openapi.json"
+    ),
+    MethodNotAllowed: ErrorAnswer(
+        "method_not_allowed",
+        405,
+        "The route does not take this method.",
+        "method",
+        "this route does not take this method; use GET",
+    ),
+    ModelUnavailable: ErrorAnswer(
+        "model_unavailable", 503, "No model is loaded.", "model", "the model is not loaded yet"
+    ),
+}
+# What anything else becomes at an adapter's edge: logged there in full, answered generically.
+INTERNAL_ERROR = ErrorAnswer(
+    "internal_error",
+    500,
+    "An unexpected error; it was logged.",
+    "request",
+    "an unexpected error occurred and was logged",
+)
+
+
+def answer_of(exc: BaseException) -> ErrorAnswer:
+    """How an error is answered: its entry in ANSWERS, else INTERNAL_ERROR."""
+    for kind, answer in ANSWERS.items():
+        if isinstance(exc, kind):
+            return answer
+    return INTERNAL_ERROR
+
+
+def error_body(exc: BaseException) -> ErrorBody:
+    """The error body for an error: its code, and the fields it names (or its message)."""
+    answer = answer_of(exc)
+    if isinstance(exc, InvalidInput):
+        return ErrorBody(answer.code, list(exc.details))
+    if answer is INTERNAL_ERROR:
+        return ErrorBody(answer.code, [FieldError(answer.field, answer.example)])
+    return ErrorBody(answer.code, [FieldError(answer.field, str(exc))])

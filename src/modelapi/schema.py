@@ -1,4 +1,4 @@
-"""Wire models: the feature table (JSON key <-> CSV column <-> type) and the one error body.
+"""The feature table: JSON key <-> CSV column <-> type, and the validation of rows against it.
 
 The feature table is the single place where a CSV column such as `BloodPressure` meets its
 JSON key `blood_pressure`. Validation here is shared by every adapter, so the HTTP server,
@@ -20,15 +20,12 @@ import msgspec
 from modelapi.errors import FieldError, InvalidInput, MalformedBody, PayloadTooLarge
 
 __all__ = [
-    "ErrorBody",
-    "ErrorDetail",
     "Feature",
     "FeatureTable",
     "FeatureType",
     "Row",
     "Target",
     "Value",
-    "error_body",
     "snake_case",
     "typed_field",
 ]
@@ -73,20 +70,6 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
 
     column: str
     key: str
-
-
-class ErrorDetail(msgspec.Struct, frozen=True):
-    """One refused field and why."""
-
-    field: str
-    reason: str
-
-
-class ErrorBody(msgspec.Struct, frozen=True):
-    """The single error shape every adapter returns."""
-
-    error: str
-    details: list[ErrorDetail]
 
 
 def snake_case(column: str) -> str:
@@ -320,8 +303,3 @@ def _convert(feature: Feature, value: object, field: str, errors: list[FieldErro
         errors.append(FieldError(field, "must be a whole number"))
         return 0.0
     return result
-
-
-def error_body(code: str, details: Sequence[FieldError]) -> ErrorBody:
-    """Build the error body for an error code and its field problems."""
-    return ErrorBody(code, [ErrorDetail(d.field, d.reason) for d in details])

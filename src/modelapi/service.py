@@ -1,8 +1,8 @@
 """The framework-free HTTP API: a Request in, a Response out, for every adapter alike.
 
 The ASGI app and the Lambda handler only translate to and from these two types, so routing,
-validation, status codes and bodies are the same everywhere. `STATUS_BY_ERROR` is the one
-table mapping error types to status codes.
+validation, status codes and bodies are the same everywhere; an error's status and code come
+from the one table, `errors.ANSWERS`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import msgspec
 
 from modelapi.config import Settings
 from modelapi.errors import (
-    FieldError,
-    InvalidInput,
+    INTERNAL_ERROR,
     MalformedBody,
     MethodNotAllowed,
     ModelapiError,
@@ -26,17 +25,18 @@ from modelapi.errors import (
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
+    answer_of,
+    error_body,
 )
 from modelapi.formats import Prediction
 from modelapi.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from modelapi.metrics import Metrics
 from modelapi.predictor import Predictor
-from modelapi.schema import error_body
 from modelapi.source import ModelSource
 
 __all__ = [
+    "INTERNAL_ERROR_RESPONSE",
     "OPEN_PATHS",
-    "STATUS_BY_ERROR",
     "Handler",
     "Request",
     "Response",
@@ -49,17 +49,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
-# Most specific first: the first matching base class decides the status.
-STATUS_BY_ERROR: tuple[tuple[type[ModelapiError], int], ...] = (
-    (MalformedBody, 400),
-    (PayloadTooLarge, 413),
-    (UnsupportedMediaType, 415),
-    (InvalidInput, 422),
-    (Unauthorized, 401),
-    (NotFound, 404),
-    (MethodNotAllowed, 405),
-    (ModelUnavailable, 503),
-)
 # Bodies the predict route reads as JSON. curl -d sends form-urlencoded by default, and the
 # original service's clients rely on that, so it is read as JSON too.
 _JSON_TYPES = frozenset({"", JSON, "application/x-www-form-urlencoded", "text/plain"})
@@ -100,24 +89,15 @@ def json_response(status: int, body: object, headers: dict[str, str] | None = No
 
 
 def error_response(exc: ModelapiError) -> Response:
-    """The single error body for an error, with its status code from STATUS_BY_ERROR."""
-    status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
-    if isinstance(exc, InvalidInput):
-        details = list(exc.details)
-    else:
-        details = [FieldError(_ERROR_FIELDS.get(type(exc), "request"), str(exc))]
+    """The single error body for an error, with its status code from `errors.ANSWERS`."""
     headers = {"allow": ", ".join(exc.allowed)} if isinstance(exc, MethodNotAllowed) else {}
     if isinstance(exc, Unauthorized):
         headers["www-authenticate"] = "Bearer"
-    return json_response(status, error_body(getattr(exc, "code", "error"), details), headers)
+    return json_response(answer_of(exc).status, error_body(exc), headers)
 
 
-_ERROR_FIELDS: dict[type[ModelapiError], str] = {
-    Unauthorized: "authorization",
-    NotFound: "path",
-    MethodNotAllowed: "method",
-    ModelUnavailable: "model",
-}
+# What every adapter answers when something unexpected happened (it logs the details).
+INTERNAL_ERROR_RESPONSE = Response(INTERNAL_ERROR.status, _encode(error_body(Exception())))
 
 
 def media_type(headers: Mapping[str, str]) -> str:

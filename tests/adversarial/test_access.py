@@ -19,8 +19,8 @@ import pytest
 
 from modelapi.app import create_app
 from modelapi.config import Settings
+from modelapi.errors import ErrorBody
 from modelapi.predictor import Predictor
-from modelapi.schema import ErrorBody
 from modelapi.service import OPEN_PATHS, Request, Service
 from modelapi.source import ModelSource
 from tests.adversarial.processes import ServeProcess, serve_process

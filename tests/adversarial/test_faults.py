@@ -31,7 +31,7 @@ import modelapi.source
 from modelapi.app import create_app
 from modelapi.bundle import Bundle
 from modelapi.config import Settings
-from modelapi.schema import ErrorBody
+from modelapi.errors import ErrorBody
 from modelapi.store import ModelStore, open_store
 from modelapi.store.local import LocalStore
 from modelapi.store.s3 import S3Store

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from modelapi import aws_lambda
 from modelapi.aws_lambda import LambdaHandler
 from modelapi.config import Settings
-from modelapi.schema import ErrorBody
+from modelapi.errors import ErrorBody
 from modelapi.store.builtin import BUILTIN_ROOT
 from tests.adversarial.budget import scaled
 from tests.aws_lambda.events import all_event_files

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelapi.config import Settings
-from modelapi.errors import InvalidInput
+from modelapi.errors import ErrorBody, InvalidInput
 from modelapi.predictor import OUT_OF_RANGE, Predictor
-from modelapi.schema import ErrorBody, Feature
+from modelapi.schema import Feature
 from modelapi.service import Request, Response, Service
 from modelapi.source import ModelSource
 from tests.adversarial.budget import scaled

@@ -30,9 +30,8 @@ from pathlib import Path
 import msgspec
 
 from modelapi.config import Settings
-from modelapi.errors import ConfigError, FieldError, MalformedBody, ModelUnavailable
-from modelapi.schema import error_body
-from modelapi.service import Request, Response, Service, error_response
+from modelapi.errors import ConfigError, MalformedBody, ModelUnavailable
+from modelapi.service import INTERNAL_ERROR_RESPONSE, Request, Response, Service, error_response
 from modelapi.source import ModelSource
 
 __all__ = ["EMBEDDED_MODEL", "LambdaHandler", "handler", "ping", "predict"]
@@ -48,9 +47,6 @@ _V2, _V1, _ALB, _ALB_MULTI, _DIRECT_BODY, _DIRECT_PLAIN = range(6)
 _JSON = "application/json"
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
-_INTERNAL_ERROR = _encode(
-    error_body("internal_error", [FieldError("request", "unexpected error; see the logs")])
-)
 
 
 class LambdaHandler:
@@ -116,7 +112,7 @@ class LambdaHandler:
             return _answer(response, shape)
         except Exception:  # the Lambda edge: a bug must not crash the runtime or leak details.
             logger.exception("unexpected error while answering an event")
-            return _answer(Response(500, _INTERNAL_ERROR), shape if shape != _DIRECT_PLAIN else _V1)
+            return _answer(INTERNAL_ERROR_RESPONSE, shape if shape != _DIRECT_PLAIN else _V1)
 
 
 _default: LambdaHandler | None = None

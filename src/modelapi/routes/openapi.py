@@ -18,6 +18,7 @@ import msgspec
 
 from modelapi._version import __version__
 from modelapi.bundle import Manifest
+from modelapi.errors import ErrorBody
 from modelapi.predictor import Predictor
 from modelapi.routes import v2_openapi
 from modelapi.routes.openapi_responses import (
@@ -38,7 +39,6 @@ from modelapi.routes.openapi_schemas import (
     request_schema,
 )
 from modelapi.routes.render_cache import RenderCache, model_key
-from modelapi.schema import ErrorBody
 from modelapi.service import OPEN_PATHS, Request, Response, Service
 
 # The schema and cache names are re-exported: they were first defined here.

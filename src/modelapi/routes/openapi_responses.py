@@ -1,12 +1,15 @@
 """The OpenAPI objects every documented route shares: error responses, references, headers.
 
 Each error status has one response component, `Error<status>`, whose body is the single error
-body of `schema.ErrorBody` with its code fixed; operations refer to them by status.
+body of `errors.ErrorBody` with its code fixed, from the table `errors.ANSWERS`; operations
+refer to them by status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from modelapi.errors import ANSWERS, INTERNAL_ERROR
 
 __all__ = [
     "SCHEMA_REF",
@@ -18,36 +21,6 @@ __all__ = [
 ]
 
 SCHEMA_REF = "#/components/schemas/{name}"
-# Status -> (error code, what it means, an example detail's field and reason).
-_ERRORS: dict[int, tuple[str, str, str, str]] = {
-    400: ("malformed_body", "The body is not valid JSON or CSV.", "body", "is not valid JSON"),
-    401: (
-        "unauthorized",
-        "The API key is missing or wrong.",
-        "authorization",
-        "send the API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-    ),
-    404: ("not_found", "No such route or model.", "path", "no route here; see /openapi.json"),
-    413: (
-        "payload_too_large",
-        "The body or its number of rows is over the limit.",
-        "body",
-        "must be at most 1048576 bytes",
-    ),
-    415: (
-        "unsupported_media_type",
-        "The route cannot read this content type.",
-        "content-type",
-        "must be application/json or text/csv",
-    ),
-    422: ("invalid_input", "Fields are missing, unknown or invalid.", "glucose", "is required"),
-    503: (
-        "model_unavailable",
-        "No model is loaded.",
-        "model",
-        "the model has not been loaded yet",
-    ),
-}
 
 
 def schema_ref(name: str) -> dict[str, object]:
@@ -79,11 +52,12 @@ def version_header() -> dict[str, object]:
 def error_components() -> dict[str, object]:
     """The `Error<status>` response components, each with its code and an example body."""
     responses: dict[str, object] = {}
-    for status, (code, description, field, reason) in _ERRORS.items():
+    for answer in (*ANSWERS.values(), INTERNAL_ERROR):
+        code = answer.code
         schema = {"allOf": [schema_ref("ErrorBody"), {"properties": {"error": {"const": code}}}]}
-        example = {"error": code, "details": [{"field": field, "reason": reason}]}
-        responses[f"Error{status}"] = {
-            "description": description,
+        example = {"error": code, "details": [{"field": answer.field, "reason": answer.example}]}
+        responses[f"Error{answer.status}"] = {
+            "description": answer.summary,
             "content": json_content(schema, example=example),
         }
     return responses

@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 
 from modelapi.answers import answer_columns
 from modelapi.bundle import Manifest
-from modelapi.client import ServerError
-from modelapi.errors import FieldError, InvalidInput, PayloadTooLarge
+from modelapi.errors import FieldError, InvalidInput, PayloadTooLarge, ServerError
 from modelapi.formats import Prediction
 from modelapi.formats.linear import LinearModel
 from modelapi.predictor import Predictor
