@@ -11,6 +11,7 @@ import pytest
 
 from modelapi.bundle import Bundle
 from modelapi.deploy.lambda_zip import LambdaPackage, build_lambda_zip
+from modelapi.training.workflow import TrainResult
 
 LAMBDA_PYTHON = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
 
@@ -74,3 +75,25 @@ def boto3_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=240,
     )
     return folder
+
+
+@pytest.fixture(scope="session")
+def onnx_forest(pima_csv: Path) -> TrainResult:
+    """A small random forest trained on the Pima data, served from model.onnx."""
+    from modelapi.training.data import load_dataset
+    from modelapi.training.workflow import train
+
+    result = train(load_dataset(pima_csv), model="random_forest", params={"n_estimators": 10})
+    assert result.manifest.serving == "model.onnx"
+    return result
+
+
+@pytest.fixture(scope="session")
+def onnx_zip(
+    onnx_forest: TrainResult, wheel_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> LambdaPackage:
+    """lambda.zip for the forest, embedded with its served file only, as the CLI reads it."""
+    manifest = onnx_forest.manifest
+    served = Bundle(manifest, {"model.onnx": onnx_forest.bundle.files["model.onnx"]})
+    out = tmp_path_factory.mktemp("dist-onnx")
+    return build_lambda_zip(served, out, embed=True, cache_dir=wheel_cache)

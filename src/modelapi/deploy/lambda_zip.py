@@ -25,7 +25,7 @@ from modelapi.bundle import Bundle, write_bundle
 from modelapi.deploy.bytecode import compile_sources, find_interpreter
 from modelapi.deploy.modules import PACKAGE_ROOT, module_file, runtime_modules
 from modelapi.deploy.stacks import check_store_for_lambda, write_templates
-from modelapi.deploy.target import LambdaTarget
+from modelapi.deploy.target import LambdaTarget, check_built_for, wheel_tags
 from modelapi.deploy.wheels import install_wheels, requirements_for
 from modelapi.errors import PackagingError
 
@@ -42,7 +42,8 @@ __all__ = [
     "write_templates",
 ]
 
-# Lambda's limits for a zip deployment package (direct upload / S3, and unzipped).
+# Lambda's limits for a zip deployment package: zipped when uploaded in the API call itself
+# (not through S3), and unzipped always.
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 _EMBEDDED_FOLDER = "modelapi-model"
@@ -72,10 +73,15 @@ def build_lambda_zip(
     embed: bool = False,
     cache_dir: Path | None = None,
     compile_with: str | None = None,
+    direct_upload: bool = False,
 ) -> LambdaPackage:
     """Build `out_dir/lambda.zip` for a bundle's format.
 
-    Raises PackagingError when wheels cannot be fetched or the zip would be past Lambda's limits.
+    The unzipped size is always held to Lambda's 250 MB; the zipped size to 50 MB only with
+    `direct_upload` (the zip sent in the API call itself, as `aws lambda update-function-code
+    --zip-file` does): SAM and the Serverless Framework upload it to S3 first, where that quota
+    does not apply. Raises PackagingError when wheels cannot be fetched, do not fit the target,
+    or the zip would be past the limits of its upload path.
     """
     target = target or LambdaTarget()
     serving = bundle.manifest.serving
@@ -86,6 +92,15 @@ def build_lambda_zip(
         entries: dict[str, Path | bytes] = {}
         for path in _files(site):
             entries[path.relative_to(site).as_posix()] = path
+        check_built_for(
+            target,
+            entries,
+            [
+                (name, wheel_tags(_read_text(source)))
+                for name, source in entries.items()
+                if name.endswith(".dist-info/WHEEL")
+            ],
+        )
         for module in runtime_modules(serving):
             source = module_file(module)
             assert source is not None
@@ -107,7 +122,7 @@ def build_lambda_zip(
         zip_path = out_dir / "lambda.zip"
         _write_zip(zip_path, entries)
     zipped = zip_path.stat().st_size
-    if zipped > MAX_ZIPPED_BYTES:
+    if direct_upload and zipped > MAX_ZIPPED_BYTES:
         zip_path.unlink()
         raise PackagingError(_too_big("zipped", zipped, MAX_ZIPPED_BYTES, entries))
     return LambdaPackage(
@@ -126,6 +141,11 @@ def _files(root: Path) -> Iterator[Path]:
             and not (parts[0].endswith(".dist-info") and path.name in _SKIPPED_DIST_FILES)
         ):
             yield path
+
+
+def _read_text(source: Path | bytes) -> str:
+    data = source if isinstance(source, bytes) else source.read_bytes()
+    return data.decode("utf-8", "replace")
 
 
 def _size(source: Path | bytes) -> int:
@@ -154,9 +174,13 @@ def _too_big(kind: str, size: int, limit: int, entries: dict[str, Path | bytes])
         by_top[top] = by_top.get(top, 0) + _size(source)
     biggest = sorted(by_top.items(), key=lambda item: -item[1])[:3]
     listed = ", ".join(f"{name} {_mb(n)}" for name, n in biggest)
+    if kind == "zipped":
+        fix = "upload it through S3 (sam deploy and serverless deploy do), serve a linear model"
+    else:
+        fix = "serve a linear model"
     return (
         f"lambda.zip would be {_mb(size)} {kind}, over Lambda's {_mb(limit)} limit"
-        f" (largest unzipped: {listed}); serve a linear model, or deploy a container image"
+        f" (largest unzipped: {listed}); {fix}, or deploy a container image"
     )
 
 

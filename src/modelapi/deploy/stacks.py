@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
-from modelapi.deploy.target import LambdaTarget
+from modelapi.deploy.target import LambdaTarget, check_built_for, wheel_tags
 from modelapi.errors import ConfigError, PackagingError
 
 __all__ = ["check_store_for_lambda", "write_templates"]
@@ -38,8 +39,14 @@ def write_templates(
     zip_name: str = "lambda.zip",
     memory_mb: int = 256,
 ) -> list[Path]:
-    """Write template.yaml (AWS SAM) and serverless.yml (v3) for the zip; None = embedded model."""
+    """Write template.yaml (AWS SAM) and serverless.yml (v3) for the zip; None = embedded model.
+
+    Both name `target`'s runtime and architecture. Raises PackagingError when the zip already
+    in `out_dir` was built for another one.
+    """
     target = target or LambdaTarget()
+    if (out_dir / zip_name).is_file():
+        _check_zip(out_dir / zip_name, target)
     bucket, prefix = check_store_for_lambda(store_uri) if store_uri else ("", "")
     if not _PREFIX.fullmatch(prefix):
         raise ConfigError(
@@ -62,7 +69,7 @@ def write_templates(
         "bucket": bucket,
         "prefix": prefix,
         "service": "modelapi-" + re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-"),
-        "runtime": f"python{target.python}",
+        "runtime": target.runtime,
         "arch": target.arch,
         "zip_name": zip_name,
         "memory_mb": str(memory_mb),
@@ -80,6 +87,22 @@ def write_templates(
         path.write_text(text)
         written.append(path)
     return written
+
+
+def _check_zip(zip_path: Path, target: LambdaTarget) -> None:
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            names = archive.namelist()
+            tags = [
+                (name, wheel_tags(archive.read(name).decode("utf-8", "replace")))
+                for name in names
+                if name.endswith(".dist-info/WHEEL")
+            ]
+    except zipfile.BadZipFile:
+        raise PackagingError(
+            f"{zip_path} is not a zip file: build it with modelapi package lambda"
+        ) from None
+    check_built_for(target, names, tags)
 
 
 # Same statements as template.yaml: this model's keys only, listing limited to them too.
