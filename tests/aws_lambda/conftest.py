@@ -97,3 +97,21 @@ def onnx_zip(
     served = Bundle(manifest, {"model.onnx": onnx_forest.bundle.files["model.onnx"]})
     out = tmp_path_factory.mktemp("dist-onnx")
     return build_lambda_zip(served, out, embed=True, cache_dir=wheel_cache)
+
+
+@pytest.fixture(scope="session")
+def ric_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """boto3 and awslambdaric (the dev lock's version) for CPython 3.12: Lambda's /var/runtime."""
+    from benchmarks.lambda_ric import ensure_ric_runtime
+
+    return ensure_ric_runtime(tmp_path_factory.mktemp("ric-runtime") / "runtime", LAMBDA_PYTHON)
+
+
+@pytest.fixture(scope="session")
+def local_project(wheel_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`modelapi package lambda diabetes --local` output with the npm tools beside it."""
+    from tests.aws_lambda.serverless_project import build_local_project, require_npm_tools
+
+    require_npm_tools()
+    root = tmp_path_factory.mktemp("local-project")
+    return build_local_project(root / "dist", root / "empty-store", wheel_cache)

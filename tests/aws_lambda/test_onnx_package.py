@@ -21,10 +21,13 @@ from modelapi.training.workflow import TrainResult
 from tests.aws_lambda.conftest import LAMBDA_PYTHON
 from tests.aws_lambda.events import CONTRACT_ROW, load_event
 from tests.aws_lambda.test_fresh_process import unzip
+from tests.conftest import require_tool
 
-pytestmark = pytest.mark.skipif(
-    not LAMBDA_PYTHON.exists(), reason=f"{LAMBDA_PYTHON} (the Lambda runtime's Python) is missing"
-)
+
+@pytest.fixture(autouse=True)
+def lambda_python() -> None:
+    require_tool(LAMBDA_PYTHON, "the Lambda runtime's Python 3.12 (pyenv install 3.12)")
+
 
 RUNNER = """
 import json, sys

@@ -159,7 +159,13 @@ def test_cli_builds_zip_and_templates(
     )
     printed = capsys.readouterr().out
     assert code == 0
-    assert {p.name for p in out.iterdir()} == {"lambda.zip", "template.yaml", "serverless.yml"}
+    assert {p.name for p in out.iterdir()} == {
+        "lambda.zip",
+        "template.yaml",
+        "serverless.yml",
+        "package.json",
+        ".npmrc",
+    }
     assert "embedding diabetes:1" in printed
     size_kb = (out / "lambda.zip").stat().st_size / 1024
     assert f"{size_kb:.0f} KB zipped" in printed

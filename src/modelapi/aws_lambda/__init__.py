@@ -16,6 +16,9 @@ Direct invocations (no API in front):
   as a plain object or array; an error answers the error body itself,
   `{"error": "invalid_input", "details": [...]}`.
 
+Direct invocations are trusted: IAM already decided who may invoke the function, so with
+MODELAPI_API_KEY set they need no key; every event through an API or URL needs it.
+
 The model is read once per execution environment, on the first invocation: from the bundle
 embedded beside this package (`modelapi package lambda --embed-model`), else from MODELAPI_MODEL
 in MODELAPI_STORE. A store that cannot be read answers 503 with the reason and is tried again on
@@ -35,7 +38,7 @@ from modelapi.aws_lambda.events import FALLBACK_FAMILY, family_of
 from modelapi.config import Settings
 from modelapi.errors import ConfigError, FieldError, MalformedBody, ModelUnavailable
 from modelapi.schema import error_body
-from modelapi.service import Response, Service, error_response
+from modelapi.service import Request, Response, Service, error_response
 from modelapi.source import ModelSource
 
 __all__ = ["EMBEDDED_MODEL", "LambdaHandler", "handler", "ping", "predict"]
@@ -101,6 +104,12 @@ class LambdaHandler:
                 request = family.request(event, direct_path=direct_path)
             except MalformedBody as exc:
                 return family.answer(error_response(exc))
+            api_key = service.settings.api_key
+            if api_key and family.is_direct:
+                # Trusted: IAM authorized the invoke. The request carries the function's own
+                # key so the service's one access rule still decides, for every route alike.
+                headers = {**request.headers, "x-api-key": api_key}
+                request = Request(request.method, request.path, headers, request.body)
             service.source.refresh_if_due()
             response = service.handle(request)
             if service.settings.access_log:

@@ -35,9 +35,14 @@ _decode = msgspec.json.Decoder().decode
 
 
 class EventFamily:
-    """One kind of Lambda event: how to recognize it, read it, and answer it."""
+    """One kind of Lambda event: how to recognize it, read it, and answer it.
+
+    `is_direct` marks invocations with no API in front: IAM has already allowed their caller
+    (lambda:InvokeFunction), so the API key, which guards the HTTP routes, is not asked of them.
+    """
 
     name = "event"
+    is_direct = False
 
     def matches(self, event: object) -> bool:
         """Whether `event` is of this family (asked in `EVENT_FAMILIES` order)."""
@@ -169,6 +174,7 @@ class DirectBodyEvent(EventFamily):
     """Direct invocations `{"body": ...}`, as `sls invoke --data` sends them."""
 
     name = "direct_body"
+    is_direct = True
 
     def matches(self, event: object) -> bool:
         """A mapping with `body` and none of the HTTP families' keys."""
@@ -191,6 +197,7 @@ class DirectPlainEvent(EventFamily):
     """Direct invocations with any other JSON value: a features object or an array of them."""
 
     name = "direct_plain"
+    is_direct = True
 
     def matches(self, event: object) -> bool:
         """Anything: the last family asked."""

@@ -73,6 +73,12 @@ def package() -> None:
     help="Function memory in MB, written into the templates.",
 )
 @click.option(
+    "--local",
+    is_flag=True,
+    help="Also unpack the zip beside the templates and list serverless-offline in"
+    " serverless.yml, so that osls invoke local and osls offline run it here.",
+)
+@click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -94,6 +100,7 @@ def package_lambda(
     upload: str,
     embed_model: bool,
     memory_mb: int,
+    local: bool,
     cache_dir: Path | None,
     compile_with: str | None,
 ) -> None:
@@ -109,6 +116,7 @@ def package_lambda(
         MAX_ZIPPED_BYTES,
         LambdaTarget,
         build_lambda_zip,
+        unpack_lambda_zip,
         write_templates,
     )
 
@@ -138,6 +146,7 @@ def package_lambda(
         target=target,
         zip_name=built.zip_path.name,
         memory_mb=memory_mb,
+        local=local,
     )
     model = (
         f"{bundle.manifest.model_id} embedded"
@@ -160,7 +169,13 @@ def package_lambda(
             " sam deploy or serverless deploy, which upload through S3"
         )
     click.echo(f"wrote {', '.join(str(path) for path in templates)}")
-    click.echo(f"deploy: cd {out_dir} && sam deploy --guided   (or: serverless deploy --stage dev)")
+    if local:
+        unpacked = unpack_lambda_zip(built, out_dir)
+        click.echo(f"unpacked {', '.join(unpacked)} into {out_dir} for osls invoke local / offline")
+    click.echo(
+        f"deploy: cd {out_dir} && sam deploy --guided"
+        "   (or: npm install && npx osls deploy --stage dev)"
+    )
 
 
 def _kb(n: int) -> str:

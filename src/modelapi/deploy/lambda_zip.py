@@ -39,6 +39,7 @@ __all__ = [
     "check_store_for_lambda",
     "requirements_for",
     "runtime_modules",
+    "unpack_lambda_zip",
     "write_templates",
 ]
 
@@ -128,6 +129,18 @@ def build_lambda_zip(
     return LambdaPackage(
         zip_path, zipped, unzipped, len(entries), tuple(requirements), embed, bool(compiled)
     )
+
+
+def unpack_lambda_zip(package: LambdaPackage, folder: Path) -> list[str]:
+    """Unpack the zip's files into `folder`, as Lambda lays them out in /var/task.
+
+    `osls invoke local` and serverless-offline import the handler from the service folder and
+    never open the artifact, so `modelapi package lambda --local` puts them beside the
+    templates (over the files of an earlier unpack). Returns the top-level names written.
+    """
+    with zipfile.ZipFile(package.zip_path) as archive:
+        archive.extractall(folder)
+        return sorted({name.split("/", 1)[0] for name in archive.namelist()})
 
 
 def _files(root: Path) -> Iterator[Path]:

@@ -1,6 +1,10 @@
 """The deploy templates beside a Lambda zip: `template.yaml` (AWS SAM) and `serverless.yml` (v3).
 
-Both grant read access to the model's keys only.
+Both grant read access to the model's keys only. Beside them goes a `package.json` that pins
+the Serverless Framework v3 line (osls; `npx osls` alone fetches v4, which refuses
+`frameworkVersion: "3"`) and serverless-offline, the last line whose peer is v3. With
+`local`, `serverless.yml` also lists serverless-offline, for the unpacked layout that
+`osls invoke local` and `osls offline` run (`modelapi package lambda --local`).
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ from pathlib import Path
 from modelapi.deploy.target import LambdaTarget, check_built_for, wheel_tags
 from modelapi.errors import ConfigError, PackagingError
 
-__all__ = ["check_store_for_lambda", "write_templates"]
+__all__ = ["NPM_TOOLS", "check_store_for_lambda", "write_templates"]
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The npm packages (and exact versions) the generated project runs with; the test suite's
+# tools/package.json pins the same ones.
+NPM_TOOLS = {"osls": "3.77.1", "serverless-offline": "13.10.1"}
+_PLACEHOLDER = re.compile(r"\{\{[a-z_]+\}\}")
 _PREFIX = re.compile(r"([A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*)?")
 
 
@@ -38,6 +46,7 @@ def write_templates(
     target: LambdaTarget | None = None,
     zip_name: str = "lambda.zip",
     memory_mb: int = 256,
+    local: bool = False,
 ) -> list[Path]:
     """Write template.yaml (AWS SAM) and serverless.yml (v3) for the zip; None = embedded model.
 
@@ -75,17 +84,28 @@ def write_templates(
         "memory_mb": str(memory_mb),
         "environment": "\n".join(environment),
         "iam": iam,
+        "plugins": _LOCAL_PLUGINS if local else "",
     }
     written = []
     for name in ("template.yaml", "serverless.yml"):
         text = (_TEMPLATES / name).read_text()
         for key, value in values.items():
             text = text.replace("{{" + key + "}}", value)
-        if "{{" in text:
+        if _PLACEHOLDER.search(text):
             raise PackagingError(f"{name}: a placeholder was left unfilled; this is a bug")
         path = out_dir / name
         path.write_text(text)
         written.append(path)
+    package_json = {
+        "name": values["service"],
+        "private": True,
+        "description": "Serverless Framework v3 tools for serverless.yml: npm install; npx osls",
+        "devDependencies": NPM_TOOLS,
+    }
+    (out_dir / "package.json").write_text(json.dumps(package_json, indent=2) + "\n")
+    # serverless-offline names `serverless` as its peer; osls is that peer under another name.
+    (out_dir / ".npmrc").write_text("legacy-peer-deps=true\n")
+    written += [out_dir / "package.json", out_dir / ".npmrc"]
     return written
 
 
@@ -104,6 +124,12 @@ def _check_zip(zip_path: Path, target: LambdaTarget) -> None:
         ) from None
     check_built_for(target, names, tags)
 
+
+# serverless-offline runs the handlers from the unpacked files beside serverless.yml.
+_LOCAL_PLUGINS = """
+plugins:
+  - serverless-offline
+"""
 
 # Same statements as template.yaml: this model's keys only, listing limited to them too.
 _SERVERLESS_IAM = """  iam:
