@@ -7,10 +7,10 @@ implementation of the documented Lambda Runtime API served on 127.0.0.1: next in
 the request id, deadline, function ARN and trace headers), response, invocation error and init
 error.
 
-`run_ric` answers a list of events in one such process and reports, as Lambda's REPORT line
-does, the init duration (process start to the first next-invocation request: the handler
-module imported) and the first response (process start to the first answer posted).
-`ric_figures` is the benchmark's entry point: the median of several cold starts.
+`run_ric` answers events in one such process and reports the init duration as Lambda's REPORT
+line does (process start to the first next-invocation request: the handler module imported),
+and the first response (process start to the first answer posted). `ric_figures` is the
+benchmark's entry point: medians over several cold starts.
 """
 
 from __future__ import annotations
@@ -34,14 +34,7 @@ from pathlib import Path
 
 from benchmarks.install import LAMBDA_PYTHON, uv
 
-__all__ = [
-    "RicRun",
-    "RuntimeApi",
-    "ensure_ric_runtime",
-    "ric_figures",
-    "run_ric",
-    "unpack",
-]
+__all__ = ["RicRun", "RuntimeApi", "ensure_ric_runtime", "ric_figures", "run_ric", "unpack"]
 
 _API = "/2018-06-01/runtime"
 # Used when this environment has no awslambdaric of its own (the dev lock pins it otherwise).
@@ -320,10 +313,9 @@ def ric_version() -> str:
 
 
 def ensure_ric_runtime(folder: Path, python: Path = LAMBDA_PYTHON) -> Path:
-    """Install boto3 and awslambdaric for CPython 3.12 into `folder`, byte-compiled; return it.
+    """Install boto3 and awslambdaric for CPython 3.12 into `folder` (as /var/runtime holds them).
 
-    This is what /var/runtime holds on the managed runtime. A stamp keeps a rerun from
-    installing again.
+    Byte-compiled; a stamp keeps a rerun from installing again. Returns the folder.
     """
     wanted = f"awslambdaric=={ric_version()}"
     stamp = folder / ".ric-stamp"
