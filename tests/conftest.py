@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +18,32 @@ from modelapi.store.builtin import BUILTIN_ROOT
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Set (to "1") to run the long variants of the adversarial tests; `pytest --long` sets it too.
 LONG_TESTS_ENV = "MODELAPI_LONG_TESTS"
+# Set (to "1") to make a missing tool fail the tests that need it instead of skipping them (CI).
+REQUIRE_TOOLS_ENV = "MODELAPI_REQUIRE_TOOLS"
 # The exact Pima example body that existing clients send.
 PIMA_EXAMPLE = (
     b'{"pregnancies": 2, "glucose": 148, "blood_pressure": 72, "skin_thickness": 35,'
     b' "insulin": 0, "bmi": 33.6, "diabetes_pedigree_function": 0.674, "age": 22}'
 )
+
+
+def require_tool(tool: str | Path, reason: str) -> str:
+    """The path of `tool` (a name on PATH, or a path); skip the test naming `reason` without it.
+
+    With MODELAPI_REQUIRE_TOOLS=1 a missing tool fails the test instead, so CI, which installs
+    every tool, cannot pass by skipping.
+    """
+    candidate = Path(tool)
+    if candidate.is_absolute() or candidate.parent != Path():
+        found = str(candidate) if candidate.exists() else None
+    else:
+        found = shutil.which(str(tool))
+    if found is not None:
+        return found
+    message = f"{tool} is missing: {reason}"
+    if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
+        pytest.fail(f"{message} ({REQUIRE_TOOLS_ENV}=1 requires it)", pytrace=False)
+    pytest.skip(message)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

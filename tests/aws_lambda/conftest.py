@@ -11,6 +11,7 @@ import pytest
 
 from modelapi.bundle import Bundle
 from modelapi.deploy.lambda_zip import LambdaPackage, build_lambda_zip
+from modelapi.training.workflow import TrainResult
 
 LAMBDA_PYTHON = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
 
@@ -74,3 +75,43 @@ def boto3_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=240,
     )
     return folder
+
+
+@pytest.fixture(scope="session")
+def onnx_forest(pima_csv: Path) -> TrainResult:
+    """A small random forest trained on the Pima data, served from model.onnx."""
+    from modelapi.training.data import load_dataset
+    from modelapi.training.workflow import train
+
+    result = train(load_dataset(pima_csv), model="random_forest", params={"n_estimators": 10})
+    assert result.manifest.serving == "model.onnx"
+    return result
+
+
+@pytest.fixture(scope="session")
+def onnx_zip(
+    onnx_forest: TrainResult, wheel_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> LambdaPackage:
+    """lambda.zip for the forest, embedded with its served file only, as the CLI reads it."""
+    manifest = onnx_forest.manifest
+    served = Bundle(manifest, {"model.onnx": onnx_forest.bundle.files["model.onnx"]})
+    out = tmp_path_factory.mktemp("dist-onnx")
+    return build_lambda_zip(served, out, embed=True, cache_dir=wheel_cache)
+
+
+@pytest.fixture(scope="session")
+def ric_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """boto3 and awslambdaric (the dev lock's version) for CPython 3.12: Lambda's /var/runtime."""
+    from benchmarks.lambda_ric import ensure_ric_runtime
+
+    return ensure_ric_runtime(tmp_path_factory.mktemp("ric-runtime") / "runtime", LAMBDA_PYTHON)
+
+
+@pytest.fixture(scope="session")
+def local_project(wheel_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`modelapi package lambda diabetes --local` output with the npm tools beside it."""
+    from tests.aws_lambda.serverless_project import build_local_project, require_npm_tools
+
+    require_npm_tools()
+    root = tmp_path_factory.mktemp("local-project")
+    return build_local_project(root / "dist", root / "empty-store", wheel_cache)

@@ -225,3 +225,27 @@ def test_module_entry_points_read_the_environment(
     answer = aws_lambda.handler(load_event("function_url_predict.json"), None)
     assert isinstance(answer, dict)
     assert answer["headers"]["x-model-version"] == "diabetes:1"
+
+
+def test_direct_invocations_are_trusted_and_http_events_need_the_key(tmp_path: Path) -> None:
+    settings = Settings(store=str(tmp_path), api_key="lambda-key-0c1d2e")
+    keyed = LambdaHandler(settings, embedded_model=BUILTIN_ROOT / "diabetes" / "1")
+    direct = keyed.handle(load_event("direct_body_sls_invoke.json"))
+    assert isinstance(direct, dict)
+    assert direct["statusCode"] == 200
+    assert "outcome" in json.loads(direct["body"])
+    plain = keyed.handle(load_event("direct_plain_features.json"))
+    assert isinstance(plain, dict)
+    assert "outcome" in plain
+    for name in ("rest_v1_predict.json", "http_v2_default_predict.json", "alb_predict.json"):
+        answer = keyed.handle(load_event(name))
+        assert isinstance(answer, dict)
+        assert answer["statusCode"] == 401, name
+    with_key = changed_event(
+        "rest_v1_predict.json",
+        headers={"content-type": "application/json", "x-api-key": "lambda-key-0c1d2e"},
+        multiValueHeaders={},
+    )
+    answer = keyed.handle(with_key)
+    assert isinstance(answer, dict)
+    assert answer["statusCode"] == 200

@@ -39,17 +39,25 @@ def package() -> None:
 @click.option(
     "--python",
     "python_version",
-    type=click.Choice(["3.11", "3.12", "3.13"]),
+    type=click.Choice(["3.11", "3.12", "3.13", "3.14"]),
     default="3.12",
     show_default=True,
-    help="Lambda Python runtime the wheels are fetched for.",
+    help="Lambda Python runtime the wheels are fetched for and the templates name.",
 )
 @click.option(
     "--arch",
     type=click.Choice(["x86_64", "arm64"]),
     default="x86_64",
     show_default=True,
-    help="Lambda architecture the wheels are fetched for.",
+    help="Lambda architecture the wheels are fetched for and the templates name.",
+)
+@click.option(
+    "--upload",
+    type=click.Choice(["s3", "direct"]),
+    default="s3",
+    show_default=True,
+    help="How the zip reaches Lambda: through S3 (sam deploy, serverless deploy; 250 MB"
+    " unzipped) or in the API call itself (aws lambda ... --zip-file; also 50 MB zipped).",
 )
 @click.option(
     "--embed-model",
@@ -63,6 +71,12 @@ def package() -> None:
     default=256,
     show_default=True,
     help="Function memory in MB, written into the templates.",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Also unpack the zip beside the templates and list serverless-offline in"
+    " serverless.yml, so that osls invoke local and osls offline run it here.",
 )
 @click.option(
     "--cache-dir",
@@ -83,8 +97,10 @@ def package_lambda(
     store: str,
     python_version: str,
     arch: str,
+    upload: str,
     embed_model: bool,
     memory_mb: int,
+    local: bool,
     cache_dir: Path | None,
     compile_with: str | None,
 ) -> None:
@@ -96,7 +112,13 @@ def package_lambda(
     built for the Lambda runtime; boto3 comes with Lambda.
     """
     # Imported here: packaging's dependencies are not needed by the other commands' start-up.
-    from modelapi.deploy.lambda_zip import LambdaTarget, build_lambda_zip, write_templates
+    from modelapi.deploy.lambda_zip import (
+        MAX_ZIPPED_BYTES,
+        LambdaTarget,
+        build_lambda_zip,
+        unpack_lambda_zip,
+        write_templates,
+    )
 
     parsed = parse_ref(ref)
     opened = open_store(store) if parsed.path is None else None
@@ -108,7 +130,13 @@ def package_lambda(
         click.echo(f"embedding {bundle.manifest.model_id}: Lambda cannot read {where}")
     target = LambdaTarget(python_version, "arm64" if arch == "arm64" else "x86_64")
     built = build_lambda_zip(
-        bundle, out_dir, target=target, embed=embed, cache_dir=cache_dir, compile_with=compile_with
+        bundle,
+        out_dir,
+        target=target,
+        embed=embed,
+        cache_dir=cache_dir,
+        compile_with=compile_with,
+        direct_upload=upload == "direct",
     )
     templates = write_templates(
         out_dir,
@@ -118,6 +146,7 @@ def package_lambda(
         target=target,
         zip_name=built.zip_path.name,
         memory_mb=memory_mb,
+        local=local,
     )
     model = (
         f"{bundle.manifest.model_id} embedded"
@@ -134,8 +163,19 @@ def package_lambda(
             f"note: no python{target.python} found to precompile byte code (--compile-with);"
             " cold starts will compile modelapi at import"
         )
+    if built.zipped_bytes > MAX_ZIPPED_BYTES:
+        click.echo(
+            f"note: over the {_kb(MAX_ZIPPED_BYTES)} Lambda takes in a direct upload: deploy with"
+            " sam deploy or serverless deploy, which upload through S3"
+        )
     click.echo(f"wrote {', '.join(str(path) for path in templates)}")
-    click.echo(f"deploy: cd {out_dir} && sam deploy --guided   (or: serverless deploy --stage dev)")
+    if local:
+        unpacked = unpack_lambda_zip(built, out_dir)
+        click.echo(f"unpacked {', '.join(unpacked)} into {out_dir} for osls invoke local / offline")
+    click.echo(
+        f"deploy: cd {out_dir} && sam deploy --guided"
+        "   (or: npm install && npx osls deploy --stage dev)"
+    )
 
 
 def _kb(n: int) -> str:

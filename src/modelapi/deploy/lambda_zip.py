@@ -25,7 +25,7 @@ from modelapi.bundle import Bundle, write_bundle
 from modelapi.deploy.bytecode import compile_sources, find_interpreter
 from modelapi.deploy.modules import PACKAGE_ROOT, module_file, runtime_modules
 from modelapi.deploy.stacks import check_store_for_lambda, write_templates
-from modelapi.deploy.target import LambdaTarget
+from modelapi.deploy.target import LambdaTarget, check_built_for, wheel_tags
 from modelapi.deploy.wheels import install_wheels, requirements_for
 from modelapi.errors import PackagingError
 
@@ -39,10 +39,12 @@ __all__ = [
     "check_store_for_lambda",
     "requirements_for",
     "runtime_modules",
+    "unpack_lambda_zip",
     "write_templates",
 ]
 
-# Lambda's limits for a zip deployment package (direct upload / S3, and unzipped).
+# Lambda's limits for a zip deployment package: zipped when uploaded in the API call itself
+# (not through S3), and unzipped always.
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 _EMBEDDED_FOLDER = "modelapi-model"
@@ -72,10 +74,15 @@ def build_lambda_zip(
     embed: bool = False,
     cache_dir: Path | None = None,
     compile_with: str | None = None,
+    direct_upload: bool = False,
 ) -> LambdaPackage:
     """Build `out_dir/lambda.zip` for a bundle's format.
 
-    Raises PackagingError when wheels cannot be fetched or the zip would be past Lambda's limits.
+    The unzipped size is always held to Lambda's 250 MB; the zipped size to 50 MB only with
+    `direct_upload` (the zip sent in the API call itself, as `aws lambda update-function-code
+    --zip-file` does): SAM and the Serverless Framework upload it to S3 first, where that quota
+    does not apply. Raises PackagingError when wheels cannot be fetched, do not fit the target,
+    or the zip would be past the limits of its upload path.
     """
     target = target or LambdaTarget()
     serving = bundle.manifest.serving
@@ -86,6 +93,15 @@ def build_lambda_zip(
         entries: dict[str, Path | bytes] = {}
         for path in _files(site):
             entries[path.relative_to(site).as_posix()] = path
+        check_built_for(
+            target,
+            entries,
+            [
+                (name, wheel_tags(_read_text(source)))
+                for name, source in entries.items()
+                if name.endswith(".dist-info/WHEEL")
+            ],
+        )
         for module in runtime_modules():
             source = module_file(module)
             assert source is not None
@@ -107,12 +123,24 @@ def build_lambda_zip(
         zip_path = out_dir / "lambda.zip"
         _write_zip(zip_path, entries)
     zipped = zip_path.stat().st_size
-    if zipped > MAX_ZIPPED_BYTES:
+    if direct_upload and zipped > MAX_ZIPPED_BYTES:
         zip_path.unlink()
         raise PackagingError(_too_big("zipped", zipped, MAX_ZIPPED_BYTES, entries))
     return LambdaPackage(
         zip_path, zipped, unzipped, len(entries), tuple(requirements), embed, bool(compiled)
     )
+
+
+def unpack_lambda_zip(package: LambdaPackage, folder: Path) -> list[str]:
+    """Unpack the zip's files into `folder`, as Lambda lays them out in /var/task.
+
+    `osls invoke local` and serverless-offline import the handler from the service folder and
+    never open the artifact, so `modelapi package lambda --local` puts them beside the
+    templates (over the files of an earlier unpack). Returns the top-level names written.
+    """
+    with zipfile.ZipFile(package.zip_path) as archive:
+        archive.extractall(folder)
+        return sorted({name.split("/", 1)[0] for name in archive.namelist()})
 
 
 def _files(root: Path) -> Iterator[Path]:
@@ -126,6 +154,11 @@ def _files(root: Path) -> Iterator[Path]:
             and not (parts[0].endswith(".dist-info") and path.name in _SKIPPED_DIST_FILES)
         ):
             yield path
+
+
+def _read_text(source: Path | bytes) -> str:
+    data = source if isinstance(source, bytes) else source.read_bytes()
+    return data.decode("utf-8", "replace")
 
 
 def _size(source: Path | bytes) -> int:
@@ -154,9 +187,13 @@ def _too_big(kind: str, size: int, limit: int, entries: dict[str, Path | bytes])
         by_top[top] = by_top.get(top, 0) + _size(source)
     biggest = sorted(by_top.items(), key=lambda item: -item[1])[:3]
     listed = ", ".join(f"{name} {_mb(n)}" for name, n in biggest)
+    if kind == "zipped":
+        fix = "upload it through S3 (sam deploy and serverless deploy do), serve a linear model"
+    else:
+        fix = "serve a linear model"
     return (
         f"lambda.zip would be {_mb(size)} {kind}, over Lambda's {_mb(limit)} limit"
-        f" (largest unzipped: {listed}); serve a linear model, or deploy a container image"
+        f" (largest unzipped: {listed}); {fix}, or deploy a container image"
     )
 
 
