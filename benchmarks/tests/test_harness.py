@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from benchmarks.csv_run import parse_scored
 from benchmarks.profiling import summarise
 from benchmarks.run import REPO, flatten, shown
