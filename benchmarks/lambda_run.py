@@ -189,7 +189,12 @@ def run_cold(
     assert process.stdout is not None
     first = process.stdout.readline()
     cold_ms = (time.perf_counter() - started) * 1000
-    out, err = process.communicate(timeout=300)
+    # Read on through the same buffered file: readline may already hold the warm figures when
+    # this process was slow to read (communicate() reads the bare pipe and would miss them).
+    out = process.stdout.read()
+    assert process.stderr is not None
+    err = process.stderr.read()
+    process.wait(timeout=300)
     if process.returncode != 0 or not first.startswith("first answer "):
         raise RuntimeError(f"the Lambda process failed: {(first + out + err).strip()[-800:]}")
     answer = json.loads(first.removeprefix("first answer "))
