@@ -22,7 +22,8 @@ from benchmarks.processes import Answer, Server, free_port, pinned, post, start_
 __all__ = ["Launcher", "answered_labels", "wire_of"]
 
 Command = tuple[list[str], dict[str, str], Path]
-# MLServer listens before its model is loaded and answers 404 (no such model) meanwhile.
+# MLServer starts its servers and loads the models concurrently: should it listen before the
+# model is loaded, it answers 404 (no such model) until then.
 _STARTING = {"mlserver": (404,)}
 
 

@@ -81,7 +81,7 @@ def test_mlserver_config_is_one_process_on_loopback(tmp_path: Path) -> None:
     assert model_settings == {
         "name": "pima",
         "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": str(model), "version": "1"},
+        "parameters": {"uri": str(model.resolve()), "version": "1"},
     }
     assert WIRES["mlserver"].row_path == "/v2/models/pima/infer"
 
