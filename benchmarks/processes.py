@@ -95,6 +95,7 @@ class Server:
 
     def stop(self) -> None:
         """Stop it (SIGINT, then SIGKILL after 10 s), and any process it left behind."""
+        tree = _started_under(self.process.pid)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -102,14 +103,32 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        _kill_group(self.process)
+        _end_leftovers(self.process, tree)
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    # Each server leads its own process group (BentoML's is an arbiter and its worker): what
-    # is left of the group once the leader has exited is ended with it.
+def _started_under(pid: int) -> list[tuple[int, str]]:
+    """The processes under `pid`, each with its start time (so that a reused id is not hit)."""
+    return [(child, start) for child in descendants(pid) if (start := _start_time(child))]
+
+
+def _start_time(pid: int) -> str:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return text[text.rindex(")") + 2 :].split()[19]  # field 22, starttime
+
+
+def _end_leftovers(process: subprocess.Popen[bytes], tree: list[tuple[int, str]]) -> None:
+    # Each server leads its own process group, but its processes may leave it (under `bentoml
+    # serve`, circus starts each worker in a session of its own): what is left of the group,
+    # and of the processes seen under the server before it stopped, is ended with it.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    for pid, start in tree:
+        if _start_time(pid) == start:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def start_server(
@@ -148,9 +167,10 @@ def start_server(
             name, process, port, (path, probe), check, starting, log, started + timeout_s
         )
     except BaseException:  # an interrupt too: leave no server behind
+        tree = _started_under(process.pid)
         process.kill()
         process.wait()
-        _kill_group(process)
+        _end_leftovers(process, tree)
         raise
     return Server(name, process, port, seconds - started)
 

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -337,11 +337,13 @@ def test_descendants_follow_parent_ids() -> None:
     assert descendants(20, parents) == []
 
 
-# A server that starts a child, answers its first N POSTs with 404 (a model still loading)
-# and then 200; SIGINT ends it, and not the child.
+# A server that starts a child (in a session of its own with argv[3] = 1, as circus does),
+# answers its first argv[2] POSTs with 404 (a model still loading) and then 200; SIGINT ends
+# it, and not the child.
 _FORKING_SERVER = """
 import http.server, subprocess, sys
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+command = [sys.executable, "-c", "import time; time.sleep(120)"]
+child = subprocess.Popen(command, start_new_session=sys.argv[3] == "1")
 print(child.pid, flush=True)
 not_found = int(sys.argv[2])
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -358,52 +360,66 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
 
 
-@pytest.fixture
-def forking_server(tmp_path: Path) -> Iterator[Callable[..., tuple[Server, int]]]:
-    """Start the forking server (`not_found` 404s first); every child is ended afterwards."""
-    children: list[int] = []
+class ForkingServers:
+    """Starts forking servers in a folder and remembers every child they started."""
 
-    def start(not_found: int = 0, starting: tuple[int, ...] = ()) -> tuple[Server, int]:
-        port, log = free_port(), tmp_path / f"server-{len(children)}.log"
-        command = [sys.executable, "-c", _FORKING_SERVER, str(port), str(not_found)]
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.children: list[int] = []
+
+    def start(
+        self, not_found: int = 0, starting: tuple[int, ...] = (), own_session: bool = False
+    ) -> Server:
+        """Start one (`not_found` 404s first); its child's id is appended to `children`."""
+        port, log = free_port(), self.folder / f"server-{len(self.children)}.log"
+        options = [str(port), str(not_found), "1" if own_session else "0"]
+        command = [sys.executable, "-c", _FORKING_SERVER, *options]
 
         def ok(answer: Answer) -> bool:
             return answer.status == 200
 
         try:
-            server = start_server("forking", command, port, b"{}", ok, log=log, starting=starting)
+            return start_server("forking", command, port, b"{}", ok, log=log, starting=starting)
         finally:
-            children.extend(int(pid) for pid in log.read_text().split()[:1])
-        return server, children[-1]
+            self.children.extend(int(pid) for pid in log.read_text().split()[:1])
 
-    yield start
-    for child in children:
+
+@pytest.fixture
+def forking(tmp_path: Path) -> Iterator[ForkingServers]:
+    """Forking servers; any child still alive at the end is ended."""
+    servers = ForkingServers(tmp_path)
+    yield servers
+    for child in servers.children:
         if _is_alive(child):
             os.kill(child, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("own_session", [False, True])
 def test_stopping_a_server_ends_the_processes_it_started(
-    forking_server: Callable[..., tuple[Server, int]],
+    forking: ForkingServers, own_session: bool
 ) -> None:
-    server, child = forking_server()
+    server = forking.start(own_session=own_session)
     rss, processes = tree_rss_bytes(server.process.pid)
     assert processes == 2
     assert rss > 0
     server.stop()
-    deadline = time.monotonic() + 10
-    while _is_alive(child) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not _is_alive(child)
+    assert _has_ended(forking.children[-1])
 
 
-def test_a_server_still_loading_its_model_is_polled_through(
-    forking_server: Callable[..., tuple[Server, int]],
-) -> None:
-    server, _ = forking_server(not_found=3, starting=(404,))
+def test_a_server_still_loading_its_model_is_polled_through(forking: ForkingServers) -> None:
+    server = forking.start(not_found=3, starting=(404,))
     assert server.process.poll() is None
     server.stop()
     with pytest.raises(RuntimeError, match="forking answered 404"):
-        forking_server(not_found=3)
+        forking.start(not_found=3, own_session=True)
+    assert _has_ended(forking.children[-1])  # a failed start leaves nothing behind either
+
+
+def _has_ended(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while _is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not _is_alive(pid)
 
 
 def _is_alive(pid: int) -> bool:
