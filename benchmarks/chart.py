@@ -8,7 +8,14 @@ from pathlib import Path
 __all__ = ["draw_chart"]
 
 Figures = Mapping[str, float]
-_COLOURS = {"ceiling": "#9e9e9e", "modelapi": "#1f77b4", "naive": "#d62728"}
+_COLOURS = {
+    "ceiling": "#9e9e9e",
+    "modelapi": "#1f77b4",
+    "naive": "#d62728",
+    "mlserver": "#ff7f0e",
+    "bentoml": "#9467bd",
+}
+_SERVERS = tuple(_COLOURS)
 
 
 def _bars(
@@ -39,11 +46,14 @@ def _bars(
         ax.set_yscale("log")  # type: ignore[attr-defined]
     ax.set_title(title, fontsize=10)  # type: ignore[attr-defined]
     ax.set_ylabel(unit)  # type: ignore[attr-defined]
-    ax.tick_params(axis="x", labelsize=8)  # type: ignore[attr-defined]
+    ax.tick_params(axis="x", labelsize=8 if len(labels) <= 6 else 7)  # type: ignore[attr-defined]
 
 
 def draw_chart(figures: Figures, path: Path, title: str) -> Path:
-    """Draw single-row req/s and p99, batch rows/s, cold starts, memory and CSV rows/s."""
+    """Draw single-row req/s and p99, batch rows/s, cold starts, memory and CSV rows/s.
+
+    Each panel shows the servers that the run measured: the ceiling, modelapi and the peers.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,20 +61,22 @@ def draw_chart(figures: Figures, path: Path, title: str) -> Path:
 
     get = figures.get
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    names = ["ceiling", "modelapi", "naive"]
+    names = [n for n in _SERVERS if f"single_row.{n}.requests_per_s" in figures]
+    peers = [n for n in names if n not in ("ceiling", "modelapi")]
     _bars(
         axes[0][0],
         names,
         [get(f"single_row.{n}.requests_per_s") for n in names],
-        "single row POST /predict, 32 connections",
+        "single row POST, 32 connections",
         "requests/s",
         bound=0.6 * figures["single_row.ceiling.requests_per_s"]
         if "single_row.ceiling.requests_per_s" in figures
         else None,
     )
     labels, values = [], []
+    percentiles = ("p50", "p99", "p999") if len(names) <= 3 else ("p50", "p99")
     for name in names:
-        for pct in ("p50", "p99", "p999"):
+        for pct in percentiles:
             labels.append(f"{name}\n{pct}")
             values.append(get(f"single_row.{name}.{pct}_ms"))
     _bars(
@@ -78,19 +90,19 @@ def draw_chart(figures: Figures, path: Path, title: str) -> Path:
     )
     _bars(
         axes[0][2],
-        ["modelapi", "naive"],
-        [get("batch.modelapi.rows_per_s"), get("batch.naive.rows_per_s")],
-        "batch: 1,000-row JSON bodies",
+        ["modelapi", *peers],
+        [get(f"batch.{n}.rows_per_s") for n in ("modelapi", *peers)],
+        "batch: 1,000-row bodies, each in its own form",
         "rows/s",
         bound=2_000_000,
         log=True,
     )
     _bars(
         axes[1][0],
-        ["modelapi serve", "naive", "Lambda S3", "Lambda embedded"],
+        ["modelapi\nserve", *peers, "Lambda\nS3", "Lambda\nembedded"],
         [
             get("cold_start.modelapi.median_ms"),
-            get("cold_start.naive.median_ms"),
+            *[get(f"cold_start.{n}.median_ms") for n in peers],
             get("lambda.s3.cold_start_median_ms"),
             get("lambda.embedded.cold_start_median_ms"),
         ],
@@ -101,7 +113,7 @@ def draw_chart(figures: Figures, path: Path, title: str) -> Path:
     mb = 1_000_000
     _bars(
         axes[1][1],
-        ["ceiling", "modelapi", "naive"],
+        names,
         [get(f"memory.{n}.rss_bytes", 0) / mb or None for n in names],
         "server RSS after the load (dashed: target)",
         "MB",

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from benchmarks.processes import SERVER_CPU, pinned, run_measured
 
-__all__ = ["COLUMNS", "generate_csv", "head_csv", "parse_scored", "predict_figures"]
+__all__ = [
+    "COLUMNS",
+    "generate_csv",
+    "head_csv",
+    "measure_predict",
+    "parse_scored",
+    "predict_figures",
+]
 
 # (column, low, high, decimals): the Pima features and their training ranges.
 COLUMNS = (
@@ -94,3 +101,18 @@ def predict_figures(
         figures["scoring_s"] = reported[1]
         figures["scoring_rows_per_s"] = round(reported[0] / reported[1]) if reported[1] else None
     return figures
+
+
+def measure_predict(
+    modelapi: Sequence[str], work: Path, scratch: Path, repeats: int
+) -> dict[str, object]:
+    """`modelapi predict` on 250,000 and 1,000,000 generated rows: each size's median run."""
+    big = generate_csv(work / "pima-1000000.csv", 1_000_000)
+    small = head_csv(big, work / "pima-250000.csv", 250_000)
+    found: dict[str, object] = {}
+    for n_rows, path in ((250_000, small), (1_000_000, big)):
+        runs = [predict_figures(modelapi, path, n_rows, scratch) for _ in range(repeats)]
+        runs.sort(key=lambda r: float(str(r["rows_per_s"])))
+        found[f"rows_{n_rows}"] = runs[len(runs) // 2]
+        print(f"  {n_rows:,} rows: {runs[len(runs) // 2]}", flush=True)
+    return found

@@ -1,4 +1,4 @@
-"""Install what the benchmark needs: wrk, the baselines, boto3 for Lambda, a serving install.
+"""Install what the benchmark needs: wrk, the peers, boto3 for Lambda, a serving install.
 
 Everything goes under benchmarks/.work/ (never committed). A stamp file holds the hash of
 what an install was made from, so a rerun reuses it and a changed pin rebuilds it.
@@ -11,13 +11,15 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "BASELINES",
     "LAMBDA_PYTHON",
+    "Peer",
     "ensure_lambda_runtime",
-    "ensure_naive",
+    "ensure_peer",
     "ensure_wrk",
     "folder_bytes",
     "serving_install",
@@ -74,24 +76,50 @@ def ensure_wrk() -> str:
     return found
 
 
-def ensure_naive(work: Path, data: Path) -> tuple[Path, Path]:
-    """The naive baseline's virtualenv python and its pickled model (trained on `data`)."""
-    venv = work / "naive"
-    requirements = BASELINES / "requirements-naive.txt"
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A peer's virtualenv and the model it serves, saved in the peer's own format."""
+
+    name: str
+    venv: Path
+    model: Path
+
+    def executable(self, name: str) -> str:
+        """The path of a command the virtualenv installed (uvicorn, mlserver, bentoml)."""
+        return str(self.venv / "bin" / name)
+
+
+# Each peer's model file (or store) in its virtualenv, and the format pima_train.py writes.
+_MODELS = {
+    "naive": ("finalized_model.pkl", "pickle"),
+    "mlserver": ("model.joblib", "joblib"),
+    "bentoml": ("bentoml-home", "bentoml"),
+}
+
+
+def ensure_peer(work: Path, name: str, data: Path) -> Peer:
+    """A peer's virtualenv (from baselines/requirements-NAME.txt) and its model, trained on `data`.
+
+    The virtualenv is kept between runs while its pins are unchanged; the model is trained
+    again on every run, as the contract trains it.
+    """
+    venv = work / name
+    requirements = BASELINES / f"requirements-{name}.txt"
     python = venv / "bin" / "python"
     pins = requirements.read_text() + "\ncompiled"
     if not _is_current(venv, pins):
-        print("creating the naive baseline's virtualenv...", flush=True)
+        print(f"creating the {name} peer's virtualenv...", flush=True)
         shutil.rmtree(venv, ignore_errors=True)
-        _run([*uv(), "venv", "-q", "--python", sys.executable, str(venv)], "uv venv (naive)")
+        _run([*uv(), "venv", "-q", "--python", sys.executable, str(venv)], f"uv venv ({name})")
         # Byte-compiled at install, so no cold start pays for compiling.
         install = [*uv(), "pip", "install", "-q", "--compile-bytecode", "--python", str(python)]
-        _run([*install, "-r", str(requirements)], "installing the naive baseline")
+        _run([*install, "-r", str(requirements)], f"installing the {name} peer")
         _mark_current(venv, pins)
-    model = venv / "finalized_model.pkl"
-    script = BASELINES / "naive_train.py"
-    _run([str(python), str(script), str(data), str(model)], "training the naive model")
-    return python, model
+    file_name, kind = _MODELS[name]
+    model = venv / file_name
+    script = BASELINES / "pima_train.py"
+    _run([str(python), str(script), str(data), kind, str(model)], f"training the {name} model")
+    return Peer(name, venv, model)
 
 
 def ensure_lambda_runtime(work: Path) -> Path:

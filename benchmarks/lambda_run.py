@@ -29,6 +29,7 @@ __all__ = [
     "base_env",
     "build_zip",
     "lambda_figures",
+    "measure_lambda",
     "moto_s3",
     "run_cold",
     "write_event",
@@ -188,7 +189,12 @@ def run_cold(
     assert process.stdout is not None
     first = process.stdout.readline()
     cold_ms = (time.perf_counter() - started) * 1000
-    out, err = process.communicate(timeout=300)
+    # Read on through the same buffered file: readline may already hold the warm figures when
+    # this process was slow to read (communicate() reads the bare pipe and would miss them).
+    out = process.stdout.read()
+    assert process.stderr is not None
+    err = process.stderr.read()
+    process.wait(timeout=300)
     if process.returncode != 0 or not first.startswith("first answer "):
         raise RuntimeError(f"the Lambda process failed: {(first + out + err).strip()[-800:]}")
     answer = json.loads(first.removeprefix("first answer "))
@@ -240,3 +246,80 @@ def lambda_figures(
 def base_env() -> dict[str, str]:
     """This process's environment without AWS settings that could reach a real account."""
     return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
+def measure_lambda(
+    modelapi: list[str],
+    work: Path,
+    scratch: Path,
+    runtime: Path,
+    example: bytes,
+    expected: int,
+    *,
+    n_cold: int,
+    n_warm: int,
+) -> dict[str, object]:
+    """Build the embedded and the S3 zips; cold starts in fresh processes; warm calls."""
+    base = {k: v for k, v in base_env().items() if not k.startswith("MODELAPI_")}
+    cache = ["--cache-dir", str(work / "wheels")]
+    figures: dict[str, object] = {"python": str(LAMBDA_PYTHON)}
+
+    def check(answer: object) -> bool:
+        if not isinstance(answer, dict) or answer.get("statusCode") != 200:
+            return False
+        body = json.loads(answer["body"])
+        return isinstance(body, dict) and body.get("outcome") == expected
+
+    event = write_event(scratch / "event.json", example)
+    embedded = work / "lambda-embedded"
+    sizes = build_zip(
+        modelapi, embedded, args=["diabetes", "--embed-model", *cache], env=base, cwd=scratch
+    )
+    figures["embedded"] = {
+        **sizes,
+        **lambda_figures(
+            "embedded",
+            embedded / "lambda.zip",
+            event,
+            work,
+            runtime,
+            {},
+            check,
+            n_cold=n_cold,
+            n_warm=n_warm,
+        ),
+    }
+    with moto_s3() as aws:
+        store = aws.pop("BENCH_STORE")
+        env = {**base, **aws}
+        for command in (
+            ["models", "copy", "diabetes", "--to", store],
+            ["models", "alias", "diabetes", "1", "production", "--store", store],
+        ):
+            subprocess.run(
+                [*modelapi, *command], env=env, cwd=scratch, check=True, capture_output=True
+            )
+        in_s3 = work / "lambda-s3"
+        sizes = build_zip(
+            modelapi,
+            in_s3,
+            args=["diabetes@production", "--store", store, *cache],
+            env=env,
+            cwd=scratch,
+        )
+        function_env = {**aws, "MODELAPI_STORE": store, "MODELAPI_MODEL": "diabetes@production"}
+        figures["s3"] = {
+            **sizes,
+            **lambda_figures(
+                "s3",
+                in_s3 / "lambda.zip",
+                event,
+                work,
+                runtime,
+                function_env,
+                check,
+                n_cold=n_cold,
+                n_warm=n_warm // 10,
+            ),
+        }
+    return figures

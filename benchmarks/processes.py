@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -9,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ __all__ = [
     "SERVER_CPU",
     "Answer",
     "Server",
+    "descendants",
     "free_port",
     "pin_self",
     "pinned",
@@ -25,6 +27,7 @@ __all__ = [
     "rss_bytes",
     "run_measured",
     "start_server",
+    "tree_rss_bytes",
 ]
 
 SERVER_CPU, CLIENT_CPU = 0, 1
@@ -91,7 +94,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        """Stop it (SIGINT, then SIGKILL after 10 s)."""
+        """Stop it (SIGINT, then SIGKILL after 10 s), and any process it left behind."""
+        tree = _started_under(self.process.pid)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -99,6 +103,32 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        _end_leftovers(self.process, tree)
+
+
+def _started_under(pid: int) -> list[tuple[int, str]]:
+    """The processes under `pid`, each with its start time (so that a reused id is not hit)."""
+    return [(child, start) for child in descendants(pid) if (start := _start_time(child))]
+
+
+def _start_time(pid: int) -> str:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return text[text.rindex(")") + 2 :].split()[19]  # field 22, starttime
+
+
+def _end_leftovers(process: subprocess.Popen[bytes], tree: list[tuple[int, str]]) -> None:
+    # Each server leads its own process group, but its processes may leave it (under `bentoml
+    # serve`, circus starts each worker in a session of its own): what is left of the group,
+    # and of the processes seen under the server before it stopped, is ended with it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    for pid, start in tree:
+        if _start_time(pid) == start:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def start_server(
@@ -109,14 +139,18 @@ def start_server(
     check: Check,
     *,
     log: Path,
+    path: str = "/predict",
+    starting: Collection[int] = (),
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout_s: float = 60,
 ) -> Server:
-    """Launch a server and POST `probe` to /predict until `check` accepts the answer.
+    """Launch a server and POST `probe` to `path` until `check` accepts the answer.
 
-    The time from launch to that answer is its cold start; its output goes to `log`. Raises
-    RuntimeError when the process exits or the deadline passes first.
+    The time from launch to that answer is its cold start; its output goes to `log`. An answer
+    with a status in `starting` (a server that listens before its model is loaded) is polled
+    through. Raises RuntimeError when the process exits, the deadline passes first, or any
+    other answer is refused by `check`.
     """
     with log.open("wb") as output:
         started = time.perf_counter()
@@ -126,12 +160,17 @@ def start_server(
             cwd=cwd,
             stdout=output,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
-        seconds = _first_answer(name, process, port, probe, check, log, started + timeout_s)
+        seconds = _first_answer(
+            name, process, port, (path, probe), check, starting, log, started + timeout_s
+        )
     except BaseException:  # an interrupt too: leave no server behind
+        tree = _started_under(process.pid)
         process.kill()
         process.wait()
+        _end_leftovers(process, tree)
         raise
     return Server(name, process, port, seconds - started)
 
@@ -140,24 +179,27 @@ def _first_answer(
     name: str,
     process: subprocess.Popen[bytes],
     port: int,
-    probe: bytes,
+    request: tuple[str, bytes],
     check: Check,
+    starting: Collection[int],
     log: Path,
     deadline: float,
 ) -> float:
+    path, probe = request
     while time.perf_counter() < deadline:
         if process.poll() is not None:
             error = log.read_text(errors="replace").strip()[-800:]
             raise RuntimeError(f"{name} exited with {process.returncode}: {error}")
         try:
-            answer = post(
-                port, "/predict", probe, timeout_s=max(0.1, deadline - time.perf_counter())
-            )
+            answer = post(port, path, probe, timeout_s=max(0.1, deadline - time.perf_counter()))
         except OSError:
             time.sleep(0.001)
             continue
         if check(answer):
             return time.perf_counter()
+        if answer.status in starting:
+            time.sleep(0.001)
+            continue
         raise RuntimeError(f"{name} answered {answer.status} {answer.body[:200]!r}")
     raise RuntimeError(f"{name} did not answer within the deadline")
 
@@ -168,6 +210,47 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def descendants(pid: int, parents: Mapping[int, int] | None = None) -> list[int]:
+    """The processes under `pid` (children, theirs, ...), from every process's parent id."""
+    if parents is None:
+        parents = _parents()
+    found: list[int] = []
+    frontier = {pid}
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = set(children)
+    return found
+
+
+def _parents() -> dict[int, int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it exited meanwhile
+            continue
+        # The command name is in parentheses and may hold spaces: the fields follow the last ")".
+        fields = text[text.rindex(")") + 2 :].split()
+        parents[int(stat.parent.name)] = int(fields[1])
+    return parents
+
+
+def tree_rss_bytes(pid: int) -> tuple[int, int]:
+    """The resident set sizes of a process and all its descendants, added up; and their count.
+
+    BentoML serves from an arbiter and a worker process; the other servers are one process.
+    """
+    pids = [pid, *descendants(pid)]
+    total = 0
+    for one in pids:
+        try:
+            total += rss_bytes(one)
+        except (OSError, RuntimeError):  # exited, or a zombie without memory
+            continue
+    return total, len(pids)
 
 
 def run_measured(

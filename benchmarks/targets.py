@@ -13,7 +13,7 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["TARGETS", "Target", "Verdict", "format_table", "judge"]
+__all__ = ["TARGETS", "Target", "Verdict", "format_table", "judge", "markdown_table"]
 
 Figures = Mapping[str, float]
 
@@ -28,6 +28,8 @@ class Target:
     value: Callable[[Figures], float]
     units: str
     goal: str
+    # The peer whose figures it needs: a run without that peer does not judge it.
+    peer: str | None = None
 
     def measure(self, figures: Figures) -> float | None:
         """The measured value, or None when a figure it needs is missing."""
@@ -91,6 +93,7 @@ TARGETS: tuple[Target, ...] = (
         _figure("single_row.ratios.modelapi_to_naive"),
         "x",
         ">= 8x the naive baseline's req/s",
+        peer="naive",
     ),
     Target(
         "single row p99",
@@ -183,9 +186,12 @@ TARGETS: tuple[Target, ...] = (
 )
 
 
-def judge(figures: Figures, targets: tuple[Target, ...] = TARGETS) -> list[Verdict]:
-    """Judge every target against the figures."""
-    return [Verdict(target, target.measure(figures)) for target in targets]
+def judge(
+    figures: Figures, targets: tuple[Target, ...] = TARGETS, peers: tuple[str, ...] | None = None
+) -> list[Verdict]:
+    """Judge every target against the figures; with `peers`, only those the chosen peers allow."""
+    chosen = [t for t in targets if peers is None or t.peer is None or t.peer in peers]
+    return [Verdict(target, target.measure(figures)) for target in chosen]
 
 
 def _show(value: float | None, units: str) -> str:
@@ -202,7 +208,7 @@ def _show(value: float | None, units: str) -> str:
 
 def format_table(verdicts: list[Verdict]) -> str:
     """A plain-text (and Markdown) table: target, goal, measured value, PASS or FAIL."""
-    rows = [("target", "goal", "measured", "result")]
+    rows: list[tuple[str, ...]] = [("target", "goal", "measured", "result")]
     rows += [
         (
             v.target.name,
@@ -212,7 +218,12 @@ def format_table(verdicts: list[Verdict]) -> str:
         )
         for v in verdicts
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return markdown_table(rows)
+
+
+def markdown_table(rows: list[tuple[str, ...]]) -> str:
+    """Rows of cells (the first one the header) as a Markdown table whose columns line up."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
         for row in rows

@@ -1,4 +1,4 @@
-"""Drive wrk (HTTP load from one core) and read its report.
+"""Drive wrk (HTTP load from one core), read its report, and sum up interleaved rounds.
 
 wrk prints a human report (`--latency` adds the 50/75/90/99 % lines) and, through
 `lua/post.lua`, one `WRK_JSON {...}` line with exact counters and the 99.9th percentile that the
@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["LUA_SCRIPT", "WrkResult", "parse_duration_s", "parse_wrk_output", "run_wrk"]
+__all__ = [
+    "LUA_SCRIPT",
+    "WrkResult",
+    "merged",
+    "parse_duration_s",
+    "parse_wrk_output",
+    "ratios",
+    "run_rounds",
+    "run_wrk",
+]
 
 LUA_SCRIPT = Path(__file__).resolve().parent / "lua" / "post.lua"
 
@@ -146,3 +157,55 @@ def run_wrk(
         return parse_wrk_output(done.stdout)
     except ValueError as exc:
         raise RuntimeError(str(exc)) from None
+
+
+def run_rounds(
+    targets: Mapping[str, tuple[str, Path]],
+    *,
+    rounds: int,
+    warmup_s: float,
+    duration_s: float,
+    connections: int,
+) -> dict[str, list[WrkResult]]:
+    """Short wrk rounds against each (url, body) target, interleaved, after one warm-up each.
+
+    Interleaving spreads the load others put on the machine over every target alike.
+    """
+    found: dict[str, list[WrkResult]] = {name: [] for name in targets}
+    for index in range(rounds):
+        for name, (url, body) in targets.items():
+            if index == 0:
+                run_wrk(url, body, connections=connections, duration_s=warmup_s)
+            result = run_wrk(url, body, connections=connections, duration_s=duration_s)
+            found[name].append(result)
+            print(
+                f"  {name}: {result.requests_per_s:,.0f} req/s,"
+                f" p99 {result.latency_s.get('p99', 0) * 1000:.2f} ms, {result.errors} errors",
+                flush=True,
+            )
+    return found
+
+
+def merged(runs: list[WrkResult]) -> dict[str, object]:
+    """The median round's figures, every round's rate, and the errors of all rounds."""
+    median = sorted(runs, key=lambda r: r.requests_per_s)[len(runs) // 2]
+    figures = median.as_dict()
+    figures["rounds_requests_per_s"] = [round(r.requests_per_s, 1) for r in runs]
+    figures["errors"] = sum(r.errors for r in runs)
+    return figures
+
+
+def ratios(
+    rounds: Mapping[str, list[WrkResult]], others: Sequence[str], of: str = "modelapi"
+) -> dict[str, float]:
+    """`of`'s rate over each other's (`modelapi_to_<other>`): the median of per-round ratios."""
+    return {
+        f"{of}_to_{other}": round(
+            statistics.median(
+                mine.requests_per_s / theirs.requests_per_s
+                for mine, theirs in zip(rounds[of], rounds[other], strict=True)
+            ),
+            4,
+        )
+        for other in others
+    }

@@ -2,7 +2,7 @@
 
 A `def` endpoint (run in the thread pool), a pydantic model per row, and `model.predict` on
 each request. It accepts one object or a list of objects. The model is the pickle that
-`naive_train.py` wrote, named by NAIVE_MODEL.
+`pima_train.py` wrote, named by NAIVE_MODEL.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ import math
 from pathlib import Path
 
 import pytest
+
 from benchmarks.csv_run import parse_scored
 from benchmarks.profiling import summarise
-from benchmarks.run import REPO, flatten, shown
+from benchmarks.report import REPO, flatten, shown
 from benchmarks.targets import TARGETS, format_table, judge
 from benchmarks.wrk import parse_duration_s, parse_wrk_output
 
