@@ -26,7 +26,7 @@ from modelapi.bundle import Bundle, artifact_entry
 from modelapi.store.local import LocalStore
 from tests.adversarial.budget import scaled
 from tests.adversarial.processes import ServeProcess, rss_bytes, serve_process
-from tests.conftest import PIMA_EXAMPLE
+from tests.conftest import PIMA_EXAMPLE, require_tool
 
 CONNECTIONS = 64
 WARM_UP_S = scaled(10, 30)
@@ -35,9 +35,11 @@ MAX_ROWS = 20
 WRK = shutil.which("wrk")
 logger = logging.getLogger(__name__)
 
-pytestmark = pytest.mark.skipif(
-    WRK is None, reason="wrk is not installed (scripts/install-test-tools installs it)"
-)
+
+@pytest.fixture(autouse=True)
+def _wrk() -> None:
+    require_tool("wrk", "scripts/install-test-tools installs it")
+
 
 _CSV = (
     b"Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age\n"

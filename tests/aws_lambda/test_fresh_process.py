@@ -25,10 +25,13 @@ from modelapi.store import open_store
 from modelapi.store.builtin import BUILTIN_ROOT
 from tests.aws_lambda.conftest import LAMBDA_PYTHON
 from tests.aws_lambda.events import EVENTS, load_event
+from tests.conftest import require_tool
 
-pytestmark = pytest.mark.skipif(
-    not LAMBDA_PYTHON.exists(), reason=f"{LAMBDA_PYTHON} (the Lambda runtime's Python) is missing"
-)
+
+@pytest.fixture(autouse=True)
+def _lambda_python() -> None:
+    require_tool(LAMBDA_PYTHON, "the Lambda runtime's Python 3.12 (pyenv install 3.12)")
+
 
 RUNNER = """
 import sys

@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from modelapi.deploy.bytecode import compile_sources, find_interpreter
+from tests.conftest import require_tool
 
 PYTHON_312 = find_interpreter("3.12")
 
@@ -23,8 +22,9 @@ def test_the_running_interpreter_is_found_for_its_own_version() -> None:
     assert find_interpreter(version, sys.executable) == sys.executable
 
 
-@pytest.mark.skipif(PYTHON_312 is None, reason="no Python 3.12 on this machine")
 def test_pyc_files_are_unchecked_hash_for_the_target_version(tmp_path: Path) -> None:
+    if PYTHON_312 is None:
+        require_tool("python3.12", "the Lambda runtime's Python 3.12 (pyenv install 3.12)")
     assert PYTHON_312 is not None
     compiled = compile_sources(
         PYTHON_312, {"pkg/__init__.py": b"", "pkg/mod.py": b"ANSWER = 42\n", "pkg/data.json": b"{}"}

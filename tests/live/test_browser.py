@@ -23,7 +23,7 @@ from modelapi.app import create_app
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.source import ModelSource
-from tests.conftest import PIMA_EXAMPLE
+from tests.conftest import PIMA_EXAMPLE, require_tool
 
 CHROMIUM = os.environ.get("MODELAPI_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,11 +37,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None,
-    reason=f"Chromium not found at {CHROMIUM}: run scripts/install-test-tools"
-    " (or apt-get install chromium)",
-)
+
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    require_tool(CHROMIUM, "run scripts/install-test-tools (or apt-get install chromium)")
+
 
 if shutil.which(CHROMIUM) is not None:
     from playwright.sync_api import Browser, Page, Request, Route, sync_playwright

@@ -86,9 +86,12 @@ def test_pipeline_fits_exactly_the_classic_notebook_model(
 def test_builtin_bundle_is_what_train_makes(
     pima_result: TrainResult, builtin_bundle: Bundle, pima_csv: Path
 ) -> None:
+    """The shipped model is what `train` makes here, to what the contract promises.
+
+    lbfgs runs on BLAS, whose kernels differ between CPUs (AMD and Intel) in the last digits:
+    coefficients agree to a few digits, not bit for bit, and so do probabilities.
+    """
     shipped, fresh = builtin_bundle.manifest, pima_result.manifest
-    spec = msgspec.json.decode(builtin_bundle.files["linear.json"], type=LinearSpec)
-    assert spec == msgspec.json.decode(pima_result.bundle.files["linear.json"], type=LinearSpec)
     assert (shipped.features, shipped.target, shipped.classes) == (
         fresh.features,
         fresh.target,
@@ -100,15 +103,25 @@ def test_builtin_bundle_is_what_train_makes(
         fresh.task,
         fresh.data,
     )
-    assert shipped.metrics["accuracy"] == 0.7835497835497836
+    assert shipped.metrics["accuracy"] == fresh.metrics["accuracy"] == 0.7835497835497836
     assert set(shipped.artifacts) == {"linear.json", "model.skops", "report.html"}
+    shipped_spec = msgspec.json.decode(builtin_bundle.files["linear.json"], type=LinearSpec)
+    fresh_spec = msgspec.json.decode(pima_result.bundle.files["linear.json"], type=LinearSpec)
+    assert np.allclose(shipped_spec.weights, fresh_spec.weights, rtol=1e-3, atol=1e-6)
+    assert np.allclose(shipped_spec.intercept, fresh_spec.intercept, rtol=1e-3)
     frame = pd.read_csv(pima_csv)
     rows = frame_rows(frame, shipped.features)
-    assert Predictor(builtin_bundle).predict(rows) == Predictor(pima_result.bundle).predict(rows)
+    old = Predictor(builtin_bundle).predict(rows)
+    new = Predictor(pima_result.bundle).predict(rows)
+    assert np.allclose([p for _, p in old], [p for _, p in new], atol=1e-5)
+    # Labels agree wherever the probability is not within the tolerance of the boundary.
+    assert all(a == b for (a, pa), (b, _) in zip(old, new, strict=True) if abs(pa[1] - 0.5) > 1e-5)
     expected = pima_result.estimator.predict(frame.drop(columns="Outcome"))  # type: ignore[attr-defined]
-    assert [label for label, _ in Predictor(builtin_bundle).predict(rows)] == expected.tolist()
+    assert [label for label, _ in new] == expected.tolist()
+    [(label, _)] = Predictor(builtin_bundle).predict([[6, 148, 72, 35, 0, 33.6, 0.627, 50]])
+    assert label == 1
     shipped_estimator = read_estimator(builtin_bundle)
-    assert np.array_equal(shipped_estimator[-1].coef_, pima_result.estimator[-1].coef_)  # type: ignore[attr-defined,index]
+    assert np.allclose(shipped_estimator[-1].coef_, pima_result.estimator[-1].coef_, rtol=1e-3)  # type: ignore[attr-defined,index]
 
 
 def test_manifest_is_complete(pima_result: TrainResult, pima_csv: Path) -> None:
