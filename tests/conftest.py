@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from modelapi.bundle import Bundle
@@ -75,6 +76,22 @@ def builtin_bundle() -> Bundle:
     from modelapi.bundle import read_bundle
 
     return read_bundle(BUILTIN_ROOT / "diabetes" / "1")
+
+
+@pytest.fixture(scope="session")
+def pima_example_answer(builtin_bundle: Bundle) -> dict[str, object]:
+    """scikit-learn's own answer to PIMA_EXAMPLE, from the built-in model's `model.skops`."""
+    import pandas as pd
+
+    from modelapi.formats.skops import read_estimator
+
+    estimator = read_estimator(builtin_bundle)
+    row = msgspec.json.decode(PIMA_EXAMPLE)
+    columns = {f.key: f.column for f in builtin_bundle.manifest.features}
+    frame = pd.DataFrame([{columns[key]: value for key, value in row.items()}])
+    [label] = estimator.predict(frame).tolist()  # type: ignore[attr-defined]
+    [probabilities] = estimator.predict_proba(frame).tolist()  # type: ignore[attr-defined]
+    return {"outcome": label, "probabilities": {"0": probabilities[0], "1": probabilities[1]}}
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,16 @@ from tests.unit.test_data import write_diabetes, write_penguins
 
 SAMPLE_ROW: list[float | str] = [6, 148, 72, 35, 0, 33.6, 0.627, 50]
 SMALL_FOREST = {"n_estimators": 15}
+COLUMNS = [
+    "Pregnancies",
+    "Glucose",
+    "BloodPressure",
+    "SkinThickness",
+    "Insulin",
+    "BMI",
+    "DiabetesPedigreeFunction",
+    "Age",
+]
 
 
 @pytest.fixture(scope="session")
@@ -257,7 +267,8 @@ def test_default_estimators_and_random_forest_on_pima(pima_csv: Path, tmp_path: 
     assert result.manifest.serving == "model.onnx"
     assert result.estimator[-1].random_state == 7  # type: ignore[index]
     [(label, _)] = Predictor(result.bundle).predict([SAMPLE_ROW])
-    assert label in (0, 1)
+    expected = result.estimator.predict(pd.DataFrame([SAMPLE_ROW], columns=COLUMNS))  # type: ignore[attr-defined]
+    assert label == expected.tolist()[0]
 
 
 def test_store_assigns_new_versions(pima_result: TrainResult, tmp_path: Path) -> None:
