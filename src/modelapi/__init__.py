@@ -11,7 +11,29 @@ from os import PathLike
 from typing import TYPE_CHECKING, Literal
 
 from modelapi._version import __version__
-from modelapi.client import Client
+from modelapi.client import AsyncClient, Client
+from modelapi.errors import (
+    BundleError,
+    BundleNotFound,
+    ConfigError,
+    DataError,
+    FieldError,
+    InvalidInput,
+    MalformedBody,
+    MethodNotAllowed,
+    MissingExtra,
+    ModelapiError,
+    ModelUnavailable,
+    NotFound,
+    PackagingError,
+    PayloadTooLarge,
+    ServerError,
+    ServerUnreachable,
+    StoreError,
+    TrainingError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +41,38 @@ if TYPE_CHECKING:
     from modelapi.training.workflow import TrainResult
 
 
-__all__ = ["Client", "__version__", "save", "train"]
+__all__ = [
+    "AsyncClient",
+    "BundleError",
+    "BundleNotFound",
+    "Client",
+    "ConfigError",
+    "DataError",
+    "FieldError",
+    "InvalidInput",
+    "MalformedBody",
+    "MethodNotAllowed",
+    "MissingExtra",
+    "ModelUnavailable",
+    "ModelapiError",
+    "NotFound",
+    "PackagingError",
+    "PayloadTooLarge",
+    "ServerError",
+    "ServerUnreachable",
+    "StoreError",
+    "TrainingError",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "__version__",
+    "save",
+    "train",
+]
+
+
+def __dir__() -> list[str]:
+    # What `dir(modelapi)` and tab completion show: the public names, not the imports.
+    return sorted(__all__)
 
 
 def train(

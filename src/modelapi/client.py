@@ -13,13 +13,15 @@ proxy's 502, say) is a `ServerError` carrying `status`. No connection is `Server
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import urlsplit
 
 import msgspec
 
+from modelapi.batches import DEFAULT_BATCH_ROWS, Plan, Progress, csv_plan, is_frame, predict_plan
 from modelapi.errors import (
     ANSWERS,
     ConfigError,
@@ -30,11 +32,14 @@ from modelapi.errors import (
     ServerError,
     ServerUnreachable,
 )
+from modelapi.extras import require
 
 if TYPE_CHECKING:
     import http.client
 
-__all__ = ["Client", "ServerError", "ServerUnreachable"]
+    import pandas as pd
+
+__all__ = ["AsyncClient", "Client", "ServerError", "ServerUnreachable"]
 
 _JSON = "application/json"
 # Error code -> the error type the server raised, read back from the one table.
@@ -43,15 +48,17 @@ _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
 
-class Client:
-    """Call a modelapi server: `predict`, `predict_csv`, `model`, `ping`.
+class _Base:
+    """What both clients share: the server's URL, the key, the limits, and how to predict."""
 
-    `url` is the server's base URL (`http://host:8000`, or an API Gateway stage URL such as
-    `https://id.execute-api.eu-west-1.amazonaws.com/dev`). `api_key` is sent as
-    `Authorization: Bearer KEY` when the server requires one.
-    """
-
-    def __init__(self, url: str, api_key: str | None = None, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
@@ -59,6 +66,9 @@ class Client:
             )
         if timeout_s <= 0:
             raise ConfigError("timeout_s must be a positive number of seconds")
+        if batch_rows < 1:
+            raise ConfigError("batch_rows must be a positive number of rows")
+        self.batch_rows = batch_rows
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self._https = parts.scheme == "https"
@@ -71,6 +81,29 @@ class Client:
         self._headers = {"Accept": f"{_JSON}, text/csv"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+
+    def _plan_options(self, features: object, progress: bool | None) -> dict[str, Any]:
+        return {"batch_rows": self.batch_rows, "progress": _progress(features, self, progress)}
+
+
+class Client(_Base):
+    """Call a modelapi server: `predict`, `predict_csv`, `model`, `ping`.
+
+    `url` is the server's base URL (`http://host:8000`, or an API Gateway stage URL such as
+    `https://id.execute-api.eu-west-1.amazonaws.com/dev`). `api_key` is sent as
+    `Authorization: Bearer KEY` when the server requires one. `batch_rows` is the most rows
+    sent in one request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> None:
+        super().__init__(url, api_key, timeout_s=timeout_s, batch_rows=batch_rows)
         self._connection: http.client.HTTPConnection | None = None
 
     def __enter__(self) -> Client:
@@ -103,32 +136,47 @@ class Client:
         return answer
 
     @overload
-    def predict(self, features: Mapping[str, object]) -> dict[str, object]: ...
+    def predict(
+        self, features: Mapping[str, object], *, progress: bool | None = None
+    ) -> dict[str, object]: ...
 
     @overload
-    def predict(self, features: Sequence[Mapping[str, object]]) -> list[dict[str, object]]: ...
-
     def predict(
-        self, features: Mapping[str, object] | Sequence[Mapping[str, object]]
-    ) -> dict[str, object] | list[dict[str, object]]:
-        """Predict one row (a dict of features) or many (a list of dicts), in order.
+        self, features: Sequence[Mapping[str, object]], *, progress: bool | None = None
+    ) -> list[dict[str, object]]: ...
 
-        Raises InvalidInput (with `details` naming every bad field) when the server refuses
-        the input.
+    @overload
+    def predict(self, features: pd.DataFrame, *, progress: bool | None = None) -> pd.DataFrame: ...
+
+    def predict(self, features: object, *, progress: bool | None = None) -> Any:
+        """Predict one row (a dict), many (a list of dicts) or a DataFrame, in order.
+
+        Many rows go in requests of at most `batch_rows`, halved when the server says a body
+        is too large; a DataFrame comes back as a DataFrame of the answer columns (the
+        prediction, then `probability_<class>`), with the same index. `progress` shows rows
+        done on stderr (default: when there is more than one request). Raises InvalidInput
+        (with `details` naming every bad field, `[i]` counted over the whole input) when the
+        server refuses the input.
         """
-        if not isinstance(features, Mapping | Sequence) or isinstance(features, str | bytes):
-            raise TypeError("predict() takes a dict of features or a list of such dicts")
-        payload = dict(features) if isinstance(features, Mapping) else [dict(f) for f in features]
-        answer = _decode(self._call("POST", "/predict", _encode(payload), _JSON))
-        if isinstance(features, Mapping) and isinstance(answer, dict):
-            return answer
-        if not isinstance(features, Mapping) and isinstance(answer, list):
-            return answer
-        raise ServerError(f"{self.url}/predict answered an unexpected shape", 200)
+        return self._run(predict_plan(features, **self._plan_options(features, progress)))
 
-    def predict_csv(self, body: bytes) -> bytes:
-        """Send a CSV body (header row + rows); return the server's CSV answer."""
-        return self._call("POST", "/predict", body, "text/csv; charset=utf-8")
+    def predict_csv(self, body: bytes, *, progress: bool | None = None) -> bytes:
+        """Send a CSV body (header row + rows), in pieces of lines; return the CSV answer."""
+        return self._run(csv_plan(body, **self._plan_options(body, progress)))  # type: ignore[no-any-return]
+
+    def _run(self, plan: Plan) -> Any:
+        """Send each request of a plan and hand it the answers; return what it makes of them."""
+        try:
+            path, body, content_type = next(plan)
+            while True:
+                try:
+                    answer = self._call("POST", path, body, content_type)
+                except InvalidInput as exc:
+                    path, body, content_type = plan.throw(exc)
+                else:
+                    path, body, content_type = plan.send(answer)
+        except StopIteration as done:
+            return done.value
 
     def _call(
         self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
@@ -136,7 +184,7 @@ class Client:
         status, headers, data = self._request(method, path, body, content_type)
         if status == 200:
             return data
-        raise _error(f"{method} {self.url}{path}", status, headers, data)
+        raise _error(f"{method} {self.url}{path}", status, headers.get("allow"), data)
 
     def _request(
         self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
@@ -185,6 +233,119 @@ class Client:
         return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
 
 
+class AsyncClient(_Base):
+    """The calls of `Client`, awaited, over httpx (extra [client]), for asyncio code.
+
+    One AsyncClient may be shared by the tasks of one event loop; close it with `aclose()` or
+    `async with`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> None:
+        super().__init__(url, api_key, timeout_s=timeout_s, batch_rows=batch_rows)
+        self._httpx = require("httpx", "client")
+        self._http = self._httpx.AsyncClient(
+            base_url=self.url, headers=self._headers, timeout=timeout_s
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def ping(self) -> bool:
+        """Return True when the server answers `/ping`; raise when it cannot be reached."""
+        answer: object = _decode(await self._call("GET", "/ping"))
+        return answer == {"ping": "pong"}
+
+    async def model(self) -> dict[str, object]:
+        """The served model's manifest: name, version, features, classes, metrics."""
+        answer = _decode(await self._call("GET", "/model"))
+        if not isinstance(answer, dict):
+            raise ServerError(f"{self.url}/model did not answer a JSON object", 200)
+        return answer
+
+    async def predict(self, features: object, *, progress: bool | None = None) -> Any:
+        """Predict one row, many, or a DataFrame, as `Client.predict` does."""
+        return await self._run(predict_plan(features, **self._plan_options(features, progress)))
+
+    async def predict_csv(self, body: bytes, *, progress: bool | None = None) -> bytes:
+        """Send a CSV body in pieces of lines; return the CSV answer, as `Client.predict_csv`."""
+        answer: bytes = await self._run(csv_plan(body, **self._plan_options(body, progress)))
+        return answer
+
+    async def _run(self, plan: Plan) -> Any:
+        try:
+            path, body, content_type = next(plan)
+            while True:
+                try:
+                    answer = await self._call("POST", path, body, content_type)
+                except InvalidInput as exc:
+                    path, body, content_type = plan.throw(exc)
+                else:
+                    path, body, content_type = plan.send(answer)
+        except StopIteration as done:
+            return done.value
+
+    async def _call(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> bytes:
+        headers = {"Content-Type": content_type} if content_type else {}
+        try:
+            response = await self._http.request(method, path, content=body, headers=headers)
+        except self._httpx.TimeoutException as exc:
+            raise ServerUnreachable(f"{self.url}: {_reason(TimeoutError())}") from exc
+        except self._httpx.TransportError as exc:
+            raise ServerUnreachable(f"{self.url}: cannot connect ({exc})") from exc
+        if response.status_code == 200:
+            data: bytes = response.content
+            return data
+        raise _error(
+            f"{method} {self.url}{path}",
+            response.status_code,
+            response.headers.get("allow"),
+            response.content,
+        )
+
+
+def _progress(features: object, client: _Base, shown: bool | None) -> Progress | None:
+    """A line on stderr counting rows done: when asked, or when there is more than one request."""
+    if shown is False:
+        return None
+    if shown is None:
+        if isinstance(features, bytes):
+            n_rows = features.count(b"\n")
+        elif is_frame(features) or isinstance(features, Sequence):
+            n_rows = len(features)  # type: ignore[arg-type]
+        else:
+            n_rows = 1
+        if n_rows <= client.batch_rows:
+            return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\rpredicted {done:,} of {total:,} rows{end}")
+        sys.stderr.flush()
+
+    return show
+
+
 def _reason(exc: BaseException) -> str:
     import socket
 
@@ -197,7 +358,7 @@ def _reason(exc: BaseException) -> str:
     return f"cannot connect ({exc})"
 
 
-def _error(where: str, status: int, headers: http.client.HTTPMessage, data: bytes) -> ModelapiError:
+def _error(where: str, status: int, allow: str | None, data: bytes) -> ModelapiError:
     """The modelapi error for a non-200 answer: by the body's error code, else by status."""
     try:
         body = msgspec.json.decode(data, type=ErrorBody)
@@ -209,7 +370,7 @@ def _error(where: str, status: int, headers: http.client.HTTPMessage, data: byte
         return kind.of(details)
     message = "; ".join(d.reason for d in details) or f"HTTP {status}"
     if kind is MethodNotAllowed:
-        allowed = tuple(m.strip() for m in (headers.get("allow") or "").split(",") if m.strip())
+        allowed = tuple(m.strip() for m in (allow or "").split(",") if m.strip())
         return MethodNotAllowed(message, allowed)
     if kind is not None and not issubclass(kind, InvalidInput):
         return kind(message)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
+import pandas as pd
 import pytest
 
 from modelapi import Client
@@ -99,10 +101,68 @@ def test_csv_bodies(open_url: str, pima_predictor: Predictor) -> None:
     assert answer.splitlines()[1].startswith(b"1,")
 
 
-def test_a_body_over_the_limit_is_payload_too_large(open_url: str) -> None:
+def _pima_rows(pima_csv: Path, n: int) -> pd.DataFrame:
+    frame = pd.read_csv(pima_csv).drop(columns="Outcome")
+    return pd.concat([frame] * (n // len(frame) + 1)).iloc[:n].set_index(pd.RangeIndex(5, n + 5))
+
+
+def _in_process(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
+    body = frame.to_csv(index=False).encode()
+    answer = predictor.answers.csv(predictor.predict(predictor.features.parse_csv(body, 10**6)))
+    return pd.read_csv(io.BytesIO(answer)).set_index(frame.index)
+
+
+def test_bodies_over_the_limit_are_split_and_one_row_over_it_is_refused(
+    open_url: str, pima_predictor: Predictor
+) -> None:
     example = msgspec.json.decode(PIMA_EXAMPLE)
-    with Client(open_url) as client, pytest.raises(PayloadTooLarge):
-        client.predict([example] * 100)
+    rows = [{**example, "age": 20 + i % 50} for i in range(100)]
+    with Client(open_url) as client:
+        assert client.predict(rows, progress=False) == expected(pima_predictor, rows)
+        with pytest.raises(PayloadTooLarge):
+            client.predict([example, {**example, "glucose": "1" * 5000}], progress=False)
+
+
+def test_a_dataframe_comes_back_as_a_dataframe_with_its_index(
+    open_url: str, pima_predictor: Predictor, pima_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = _pima_rows(pima_csv, 2500)
+    with Client(open_url, batch_rows=1000) as client:
+        answered = client.predict(frame)
+    assert list(answered.columns) == ["outcome", "probability_0", "probability_1"]
+    pd.testing.assert_frame_equal(answered, _in_process(pima_predictor, frame))
+    assert "predicted 2,500 of 2,500 rows" in capsys.readouterr().err
+
+
+def test_a_bad_row_is_named_by_its_place_in_the_whole_input(open_url: str) -> None:
+    example = msgspec.json.decode(PIMA_EXAMPLE)
+    rows = [dict(example) for _ in range(25)]
+    rows[17]["glucose"] = "high"
+    with Client(open_url, batch_rows=10) as client, pytest.raises(InvalidInput) as caught:
+        client.predict(rows, progress=False)
+    assert caught.value.details == (FieldError("[17].glucose", "must be a number"),)
+
+
+def test_a_long_csv_body_goes_in_pieces_with_one_answer(
+    open_url: str, pima_predictor: Predictor, pima_csv: Path
+) -> None:
+    frame = _pima_rows(pima_csv, 300)
+    body = frame.to_csv(index=False).encode()
+    with Client(open_url, batch_rows=50) as client:
+        answer = client.predict_csv(body, progress=False)
+    whole = pima_predictor.answers.csv(
+        pima_predictor.predict(pima_predictor.features.parse_csv(body, 10**6))
+    )
+    assert answer == whole
+
+
+def test_numpy_values_are_sent_as_numbers(open_url: str, pima_predictor: Predictor) -> None:
+    import numpy as np
+
+    example = msgspec.json.decode(PIMA_EXAMPLE)
+    row = {key: np.float64(value) for key, value in example.items()}
+    with Client(open_url) as client:
+        assert client.predict(row) == expected(pima_predictor, [example])[0]
 
 
 def test_the_api_key_is_required_and_accepted(keyed_url: str, pima_predictor: Predictor) -> None:

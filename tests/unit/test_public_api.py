@@ -4,9 +4,42 @@ from __future__ import annotations
 
 import modelapi
 
+ERRORS = [
+    "BundleError",
+    "BundleNotFound",
+    "ConfigError",
+    "DataError",
+    "FieldError",
+    "InvalidInput",
+    "MalformedBody",
+    "MethodNotAllowed",
+    "MissingExtra",
+    "ModelUnavailable",
+    "ModelapiError",
+    "NotFound",
+    "PackagingError",
+    "PayloadTooLarge",
+    "ServerError",
+    "ServerUnreachable",
+    "StoreError",
+    "TrainingError",
+    "Unauthorized",
+    "UnsupportedMediaType",
+]
+
 
 def test_facade_names_are_pinned() -> None:
-    assert sorted(modelapi.__all__) == ["Client", "__version__", "save", "train"]
+    expected = sorted(["AsyncClient", "Client", "__version__", "save", "train", *ERRORS])
+    assert sorted(modelapi.__all__) == expected
+    assert dir(modelapi) == expected
+
+
+def test_the_errors_are_the_ones_every_module_raises() -> None:
+    import modelapi.errors
+
+    for name in ERRORS:
+        assert getattr(modelapi, name) is getattr(modelapi.errors, name)
+    assert issubclass(modelapi.InvalidInput, modelapi.ModelapiError)
 
 
 def test_every_name_in_all_exists() -> None:
