@@ -316,3 +316,16 @@ def test_python_api_trains_a_dataframe_and_stores_it(pima_csv: Path, tmp_path: P
     assert unstored.manifest.version == 0
     with pytest.raises(DataError):
         modelapi.train(frame, target="absent", store=None)
+
+
+def test_a_result_shows_in_one_line_and_a_short_table(pima_result: TrainResult) -> None:
+    shown = repr(pima_result)
+    assert shown == (
+        "<TrainResult diabetes (not stored): logistic_regression, served from linear.json;"
+        f" accuracy 0.7835, f1 {pima_result.metrics['f1']:.4g},"
+        f" roc_auc {pima_result.metrics['roc_auc']:.4g}>"
+    )
+    page = pima_result._repr_html_()
+    assert len(page) < 2000
+    assert "<th style='text-align:left'>accuracy</th><td>0.7835</td>" in page
+    assert "linear.json" in page

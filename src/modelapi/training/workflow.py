@@ -12,13 +12,11 @@ the metrics, exports and checks every artifact, renders the report and fills the
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import platform
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
@@ -28,10 +26,11 @@ import pandas as pd
 from modelapi.bundle import FORMAT_VERSION, Bundle, DataInfo, Manifest, artifact_entry
 from modelapi.errors import ConfigError, TrainingError
 from modelapi.schema import Feature, Target, snake_case
-from modelapi.store import check_name, open_store
+from modelapi.store import check_name
 from modelapi.training.data import Dataset, DataSummary, Label, Task, json_scalar
 from modelapi.training.export import export_model, model_input
 from modelapi.training.report import ReportInput, render_report
+from modelapi.training.result import TrainResult
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -60,32 +59,6 @@ DEFAULT_MODELS: dict[Task, str] = {
     "regression": "linear_regression",
 }
 _LIBRARIES = ("scikit-learn", "numpy", "pandas", "skl2onnx", "onnx", "onnxruntime", "skops")
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """A trained model: its bundle (stored once `store` was called), estimator and metrics."""
-
-    bundle: Bundle
-    estimator: object
-    metrics: dict[str, object]
-    summary: DataSummary | None = None
-    notes: tuple[str, ...] = ()
-
-    @property
-    def manifest(self) -> Manifest:
-        """The bundle's manifest (version 0 until stored)."""
-        return self.bundle.manifest
-
-    @property
-    def model_id(self) -> str:
-        """`name:version`."""
-        return self.bundle.manifest.model_id
-
-    def store(self, uri: str) -> TrainResult:
-        """Put the bundle in a store as a new version; return the result with that version."""
-        manifest = open_store(uri).put(self.bundle)
-        return dataclasses.replace(self, bundle=Bundle(manifest, self.bundle.files))
 
 
 def library_versions() -> dict[str, str]:
