@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.install import LAMBDA_PYTHON
+from benchmarks.lambda_ric import ric_figures
 from benchmarks.processes import SERVER_CPU, pinned
 
 __all__ = [
@@ -271,6 +272,7 @@ def measure_lambda(
         return isinstance(body, dict) and body.get("outcome") == expected
 
     event = write_event(scratch / "event.json", example)
+    event_object = json.loads(event.read_text())
     embedded = work / "lambda-embedded"
     sizes = build_zip(
         modelapi, embedded, args=["diabetes", "--embed-model", *cache], env=base, cwd=scratch
@@ -288,6 +290,8 @@ def measure_lambda(
             n_cold=n_cold,
             n_warm=n_warm,
         ),
+        # The same zip under the runtime interface client, as Lambda starts it.
+        **ric_figures(embedded / "lambda.zip", event_object, work, n_cold=n_cold),
     }
     with moto_s3() as aws:
         store = aws.pop("BENCH_STORE")
@@ -320,6 +324,9 @@ def measure_lambda(
                 check,
                 n_cold=n_cold,
                 n_warm=n_warm // 10,
+            ),
+            **ric_figures(
+                in_s3 / "lambda.zip", event_object, work, env=function_env, n_cold=n_cold
             ),
         }
     return figures

@@ -152,6 +152,22 @@ TARGETS: tuple[Target, ...] = (
         "<= 100 ms process start to first answer",
     ),
     Target(
+        "Lambda init (runtime client), embedded",
+        100,
+        _LE,
+        _figure("lambda.embedded.ric_first_response_median_ms"),
+        "ms",
+        "<= 100 ms process start to first response, under awslambdaric",
+    ),
+    Target(
+        "Lambda init (runtime client), S3",
+        300,
+        _LE,
+        _figure("lambda.s3.ric_first_response_median_ms"),
+        "ms",
+        "<= 300 ms process start to first response, under awslambdaric",
+    ),
+    Target(
         "Lambda warm p50",
         50,
         _LE,

@@ -115,8 +115,9 @@ def passing_figures() -> dict[str, float]:
                 "zipped_bytes": 300_000,
                 "cold_start_median_ms": 60.0,
                 "warm_p50_us": 20.0,
+                "ric_first_response_median_ms": 80.0,
             },
-            "s3": {"cold_start_median_ms": 150.0},
+            "s3": {"cold_start_median_ms": 150.0, "ric_first_response_median_ms": 200.0},
         },
         "memory": {"modelapi": {"rss_bytes": 40_000_000}},
         "predict": {
@@ -155,6 +156,12 @@ def test_every_target_passes_on_figures_that_meet_it() -> None:
         ("lambda.s3.cold_start_median_ms", 301, "Lambda cold start, S3"),
         ("lambda.embedded.cold_start_median_ms", 101, "Lambda cold start, embedded"),
         ("lambda.embedded.warm_p50_us", 51, "Lambda warm p50"),
+        (
+            "lambda.embedded.ric_first_response_median_ms",
+            101,
+            "Lambda init (runtime client), embedded",
+        ),
+        ("lambda.s3.ric_first_response_median_ms", 301, "Lambda init (runtime client), S3"),
         ("memory.modelapi.rss_bytes", 60_000_001, "server RSS after load"),
         ("predict.rows_1000000.rows_per_s", 999_999, "predict CSV rows/s"),
         ("predict.rows_1000000.peak_rss_bytes", 55_000_001, "predict CSV memory flat"),
