@@ -268,6 +268,38 @@ _STRINGS = body({k: str(v) for k, v in obj().items()})
 _MAX_ROWS = 5
 _MAX_BODY = 8192
 
+_INFER = "/v2/models/diabetes/infer"
+_TWICE = ("outcome", "probabilities", "probabilities")
+# More unknown fields than an error body lists.
+_N_UNKNOWN = 150
+
+
+def _infer(row: tuple[object, ...] = EXAMPLE_ROW) -> dict[str, object]:
+    return {
+        "inputs": [
+            {"name": key, "shape": [1], "datatype": "FP64", "data": [value]}
+            for key, value in zip(KEYS, row, strict=True)
+        ]
+    }
+
+
+def _capped_details(n_problems: int) -> Expect:
+    """A 422 listing the first 100 problems, then one detail counting the rest."""
+    from modelapi.service import MAX_ERROR_DETAILS
+
+    def expect(answer_: Answer) -> None:
+        error("invalid_input")(answer_)
+        details = _json(answer_[2])["details"]
+        assert len(details) == MAX_ERROR_DETAILS + 1
+        more = n_problems - MAX_ERROR_DETAILS
+        assert details[-1] == {
+            "field": "body",
+            "reason": f"{more} more problems were not listed; fix these and send it again",
+        }
+
+    return expect
+
+
 # ---- the cases ---------------------------------------------------------------------------
 
 _P = "/predict"
@@ -646,10 +678,32 @@ DEFAULT_CASES: tuple[Case, ...] = (
         (",".join(COLUMNS) + "\n1,2\n").encode(),
         {"content-type": CSV},
     ),
+    Case(
+        "invalid-details-capped",
+        "POST",
+        _P,
+        422,
+        _capped_details(_N_UNKNOWN),
+        body({**obj(), **{f"k{i:03}": 1 for i in range(_N_UNKNOWN)}}),
+    ),
+    Case(
+        "v2-output-twice",
+        "POST",
+        _INFER,
+        422,
+        error("invalid_input", "outputs[2].name"),
+        body({**_infer(), "outputs": [{"name": n} for n in _TWICE]}),
+    ),
 )
 
 _BEARER = {"authorization": f"Bearer {API_KEY}"}
 _UNAUTHORIZED = error("unauthorized", "authorization", header=("www-authenticate", "Bearer"))
+
+
+def _challenged(answer_: Answer) -> None:
+    # A HEAD answer: a server may drop the body, so only the challenge is checked.
+    assert answer_[1].get("www-authenticate") == "Bearer"
+
 
 API_KEY_CASES: tuple[Case, ...] = (
     Case("open-ping", "GET", "/ping", 200, exact(b'{"ping": "pong"}')),
@@ -697,7 +751,14 @@ API_KEY_CASES: tuple[Case, ...] = (
     Case(
         "key-invalid-input", "POST", _P, 422, error("invalid_input", *_ALL_MISSING), b"{}", _BEARER
     ),
-    Case("no-key-unknown-route", "GET", "/nope", 404, error("not_found", "path")),
+    Case("no-key-unknown-route", "GET", "/nope", 401, _UNAUTHORIZED),
+    Case("no-key-unknown-route-head", "HEAD", "/nope", 401, _challenged),
+    Case("no-key-wrong-method", "DELETE", _P, 401, _UNAUTHORIZED),
+    Case("no-key-v2-template", "GET", "/v2/models/other", 401, _UNAUTHORIZED),
+    Case("key-unknown-route", "GET", "/nope", 404, error("not_found", "path"), b"", _BEARER),
+    Case(
+        "key-wrong-method", "DELETE", _P, 405, error("method_not_allowed", "method"), b"", _BEARER
+    ),
 )
 
 _UNAVAILABLE = error("model_unavailable", "model")
@@ -721,10 +782,96 @@ NO_MODEL_CASES: tuple[Case, ...] = (
     Case("still-404", "GET", "/nope", 404, error("not_found", "path")),
 )
 
+_HIDDEN = "the model is not loaded; the reason is in the server's log"
+
+
+def _reason(hidden: bool) -> Expect:
+    """A 503 whose reason is the generic one (hidden) or the loader's own (not hidden)."""
+
+    def expect(answer_: Answer) -> None:
+        _UNAVAILABLE(answer_)
+        [detail] = _json(answer_[2])["details"]
+        assert (detail["reason"] == _HIDDEN) is hidden, detail
+        if not hidden:
+            assert "no-such-model" in detail["reason"]
+
+    return expect
+
+
+NO_MODEL_API_KEY_CASES: tuple[Case, ...] = (
+    Case("ping", "GET", "/ping", 200, exact(b'{"ping": "pong"}')),
+    Case("health-no-key", "GET", "/health", 503, _reason(hidden=True)),
+    Case(
+        "health-wrong-key",
+        "GET",
+        "/health",
+        503,
+        _reason(hidden=True),
+        b"",
+        {"x-api-key": API_KEY[:-1]},
+    ),
+    Case("health-key", "GET", "/health", 503, _reason(hidden=False), b"", _BEARER),
+    Case("predict-no-key", "POST", _P, 401, _UNAUTHORIZED, PIMA_EXAMPLE),
+    Case("predict-key", "POST", _P, 503, _reason(hidden=False), PIMA_EXAMPLE, _BEARER),
+)
+_ANSWER_CAP = 1024
+_ROWS_OVER_CAP = 40
+
+ANSWER_CAP_CASES: tuple[Case, ...] = (
+    Case("one-row", "POST", _P, 200, predicted(EXAMPLE_ROW), PIMA_EXAMPLE),
+    Case(
+        "batch-over-answer-cap",
+        "POST",
+        _P,
+        413,
+        error("payload_too_large", "body"),
+        body([obj()] * _ROWS_OVER_CAP),
+    ),
+    Case(
+        "csv-over-answer-cap",
+        "POST",
+        _P,
+        413,
+        error("payload_too_large", "body"),
+        (",".join(COLUMNS) + "\n" + (",".join(map(str, EXAMPLE_ROW)) + "\n") * 40).encode(),
+        {"content-type": CSV},
+    ),
+    Case(
+        "v2-over-answer-cap",
+        "POST",
+        _INFER,
+        413,
+        error("payload_too_large", "body"),
+        body(
+            {
+                "inputs": [
+                    {
+                        "name": key,
+                        "shape": [_ROWS_OVER_CAP],
+                        "datatype": "FP64",
+                        "data": [value] * _ROWS_OVER_CAP,
+                    }
+                    for key, value in zip(KEYS, EXAMPLE_ROW, strict=True)
+                ]
+            }
+        ),
+    ),
+)
+
 _LIMITS = {"max_body_bytes": _MAX_BODY, "max_batch_rows": _MAX_ROWS}
 
 SETUPS: tuple[Setup, ...] = (
     Setup("default", _LIMITS, DEFAULT_CASES),
     Setup("api-key", {**_LIMITS, "api_key": API_KEY}, API_KEY_CASES),
     Setup("no-model", {**_LIMITS, "model": "no-such-model"}, NO_MODEL_CASES),
+    Setup(
+        "no-model-api-key",
+        {**_LIMITS, "model": "no-such-model", "api_key": API_KEY},
+        NO_MODEL_API_KEY_CASES,
+    ),
+    Setup(
+        "answer-cap",
+        {"max_body_bytes": _MAX_BODY, "max_answer_bytes": _ANSWER_CAP},
+        ANSWER_CAP_CASES,
+    ),
 )

@@ -13,9 +13,11 @@ import msgspec
 
 from modelapi.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings"]
+__all__ = ["ENV_PREFIX", "MIN_KEY_CHARS", "Settings"]
 
 ENV_PREFIX = "MODELAPI_"
+# A shorter key gets a warning at start-up: 16 random characters are about 80 bits or more.
+MIN_KEY_CHARS = 16
 _T = TypeVar("_T")
 
 
@@ -33,6 +35,16 @@ class Settings(msgspec.Struct, frozen=True):
     reload_interval_s: float = 30.0
     access_log: bool = False
     log_level: str = "info"
+    # Answers computed from a request (predictions, errors) larger than this are refused.
+    max_answer_bytes: int = 16 * 1024 * 1024
+    # HTTP server limits (`modelapi serve`); the Lambda runtime and API Gateway have their own.
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_timeout_s: float = 5.0
+    max_connections: int = 1024
+    max_pipelined_requests: int = 32
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -41,7 +53,8 @@ class Settings(msgspec.Struct, frozen=True):
         for field in msgspec.structs.fields(cls):
             name = ENV_PREFIX + field.name.upper()
             raw = environ.get(name)
-            if raw is None or raw == "":
+            # An empty variable is unset, except the key: an empty key must not open the API.
+            if raw is None or (raw == "" and field.name != "api_key"):
                 continue
             values[field.name] = _PARSERS[field.name](name, raw)
         return cls(**values)  # type: ignore[arg-type]
@@ -52,6 +65,15 @@ class Settings(msgspec.Struct, frozen=True):
         for key, value in kept.items():
             _PARSERS[key](ENV_PREFIX + key.upper(), str(value))
         return msgspec.structs.replace(self, **kept)
+
+    def warnings(self) -> list[str]:
+        """What start-up should warn about: settings that work but are weak."""
+        if self.api_key is not None and len(self.api_key) < MIN_KEY_CHARS:
+            return [
+                f"{ENV_PREFIX}API_KEY is shorter than {MIN_KEY_CHARS} characters and can be"
+                " guessed; use a random one (openssl rand -hex 32)"
+            ]
+        return []
 
 
 def _ranged(
@@ -70,6 +92,23 @@ def _ranged(
 
 
 def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _api_key(name: str, raw: str) -> str:
+    # Printable ASCII only: an HTTP server reads header bytes as latin-1 and Lambda events as
+    # UTF-8, so any other character would match on one adapter and not on the other. Spaces
+    # are trimmed from header values, so a key holding one could never match either.
+    if not raw.strip():
+        raise ConfigError(
+            f"{name} is set but empty, which would leave every route open: set a key of at"
+            f" least {MIN_KEY_CHARS} characters (openssl rand -hex 32), or unset {name}"
+        )
+    if not all("!" <= char <= "~" for char in raw):
+        raise ConfigError(
+            f"{name} must be printable ASCII without spaces (letters, digits, punctuation);"
+            " use a random one (openssl rand -hex 32)"
+        )
     return raw
 
 
@@ -97,10 +136,18 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "workers": _ranged(int, 1, 512, "an integer in 1-512"),
     "max_body_bytes": _ranged(int, 1, 2**40, "a positive integer (bytes)"),
     "max_batch_rows": _ranged(int, 1, 2**31, "a positive integer"),
-    "api_key": _text,
+    "api_key": _api_key,
     "reload_interval_s": _ranged(
         float, 0, 86400 * 365, "a number of seconds >= 0 (0 turns reloading off)"
     ),
     "access_log": _flag,
     "log_level": _log_level,
+    "max_answer_bytes": _ranged(int, 1024, 2**40, "an integer >= 1024 (bytes)"),
+    "max_header_bytes": _ranged(int, 1024, 2**24, "an integer in 1024-16777216 (bytes)"),
+    "max_headers": _ranged(int, 1, 10_000, "an integer in 1-10000"),
+    "header_timeout_s": _ranged(float, 0.1, 3600, "a number of seconds in 0.1-3600"),
+    "body_timeout_s": _ranged(float, 0.1, 3600, "a number of seconds in 0.1-3600"),
+    "keep_alive_timeout_s": _ranged(float, 0.1, 3600, "a number of seconds in 0.1-3600"),
+    "max_connections": _ranged(int, 1, 1_000_000, "an integer in 1-1000000"),
+    "max_pipelined_requests": _ranged(int, 1, 10_000, "an integer in 1-10000"),
 }

@@ -17,6 +17,8 @@ import msgspec
 from modelapi.config import Settings
 from modelapi.errors import (
     INTERNAL_ERROR,
+    ErrorBody,
+    FieldError,
     MalformedBody,
     MethodNotAllowed,
     ModelapiError,
@@ -36,6 +38,7 @@ from modelapi.source import ModelSource
 
 __all__ = [
     "INTERNAL_ERROR_RESPONSE",
+    "MAX_ERROR_DETAILS",
     "OPEN_PATHS",
     "Handler",
     "Request",
@@ -56,6 +59,9 @@ _CSV_TYPES = frozenset({"text/csv", "application/csv"})
 _KNOWN_TYPES = _JSON_TYPES | _CSV_TYPES
 # The routes that answer without the API key.
 OPEN_PATHS = frozenset({"/ping", "/health"})
+# An error body lists at most this many problems, then one saying how many more there were:
+# a small body can hold thousands of bad fields, and the answer must stay a bounded size.
+MAX_ERROR_DETAILS = 100
 _encode = msgspec.json.Encoder().encode
 # float_hook: a number too large for a float (1e400) becomes infinity, which the feature table
 # refuses by field (422), rather than a decode error that would call valid JSON malformed.
@@ -93,7 +99,17 @@ def error_response(exc: ModelapiError) -> Response:
     headers = {"allow": ", ".join(exc.allowed)} if isinstance(exc, MethodNotAllowed) else {}
     if isinstance(exc, Unauthorized):
         headers["www-authenticate"] = "Bearer"
-    return json_response(answer_of(exc).status, error_body(exc), headers)
+    body = error_body(exc)
+    if len(body.details) > MAX_ERROR_DETAILS:
+        more = len(body.details) - MAX_ERROR_DETAILS
+        listed = [*body.details[:MAX_ERROR_DETAILS], FieldError("body", _more(more))]
+        body = ErrorBody(body.error, listed)
+    return json_response(answer_of(exc).status, body, headers)
+
+
+def _more(n_more: int) -> str:
+    noun = "problem was" if n_more == 1 else "problems were"
+    return f"{n_more} more {noun} not listed; fix these and send it again"
 
 
 # What every adapter answers when something unexpected happened (it logs the details).
@@ -129,7 +145,8 @@ class Service:
         self.settings = settings
         self.load_on_request = load_on_request
         self.metrics = metrics
-        self._api_key = settings.api_key.encode() if settings.api_key else None
+        self._api_key = settings.api_key.encode() if settings.api_key is not None else None
+        self._max_answer_bytes = settings.max_answer_bytes
         # Exact paths -> method -> handler; add a route by adding an entry.
         self.routes: dict[str, dict[str, Handler]] = {
             "/ping": {"GET": Service.ping},
@@ -153,6 +170,10 @@ class Service:
     def handle(self, request: Request) -> Response:
         """Answer one request; a ModelapiError becomes its error response, never a 500."""
         try:
+            # With a key, the key is checked before the route: every path but the open ones
+            # answers 401 without it, so which routes exist cannot be probed. HEAD too.
+            if self._api_key is not None and request.path not in OPEN_PATHS:
+                self._authorize(request.headers)
             methods = self.routes.get(request.path) or self._match_template(request.path)
             if methods is None:
                 raise NotFound("there is no such route; see /openapi.json for the routes")
@@ -163,15 +184,29 @@ class Service:
                     f"this route does not take this method; use {', '.join(methods)}",
                     tuple(methods),
                 )
-            # Checked for HEAD too: it runs the GET handler and answers its headers.
-            if self._api_key is not None and request.path not in OPEN_PATHS:
-                self._authorize(request.headers)
             if handler is None:
                 response = methods["GET"](self, request)
                 return Response(response.status, b"", response.content_type, response.headers)
-            return handler(self, request)
+            response = handler(self, request)
+            if len(response.body) > self._max_answer_bytes:
+                raise PayloadTooLarge(
+                    "body",
+                    f"asks for an answer of more than {self._max_answer_bytes} bytes; send"
+                    " fewer rows at a time",
+                )
+            return response
         except ModelapiError as exc:
             return error_response(exc)
+
+    def is_authorized(self, request: Request) -> bool:
+        """Whether the request may call the protected routes (always, without a key set)."""
+        if self._api_key is None:
+            return True
+        try:
+            self._authorize(request.headers)
+        except Unauthorized:
+            return False
+        return True
 
     def _match_template(self, path: str) -> dict[str, Handler] | None:
         """The handlers of a route with `{parameter}` segments that `path` fills, if any.
@@ -220,10 +255,14 @@ class Service:
         return Response(200, b'{"ping": "pong"}')
 
     def health(self, request: Request) -> Response:
-        """200 when a model is loaded, 503 with the reason when not."""
+        """200 when a model is loaded, 503 when not, with the reason for a keyed caller."""
         predictor = self.source.predictor
         if predictor is None:
-            raise ModelUnavailable(self.source.reason)
+            # The reason can name the store's bucket, endpoint or local paths: only callers
+            # with the key see it; it is in the log for everyone else.
+            if self.is_authorized(request):
+                raise ModelUnavailable(self.source.reason)
+            raise ModelUnavailable("the model is not loaded; the reason is in the server's log")
         return json_response(200, {"status": "ok", "model": predictor.model_id})
 
     def model(self, request: Request) -> Response:

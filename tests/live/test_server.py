@@ -6,6 +6,7 @@ import shlex
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import msgspec
@@ -29,12 +30,8 @@ CURL = (
 def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One live server per conformance setup."""
     store = str(tmp_path_factory.mktemp("store"))
-    with (
-        serving(create_app(SETUPS[0].settings(store))) as first,
-        serving(create_app(SETUPS[1].settings(store))) as second,
-        serving(create_app(SETUPS[2].settings(store))) as third,
-    ):
-        yield dict(zip([s.id for s in SETUPS], [first, second, third], strict=True))
+    with ExitStack() as stack:
+        yield {s.id: stack.enter_context(serving(create_app(s.settings(store)))) for s in SETUPS}
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ def test_environment_overrides_each_field() -> None:
 
 
 def test_empty_variables_are_ignored() -> None:
-    assert Settings.from_env({"MODELAPI_PORT": "", "MODELAPI_API_KEY": ""}) == Settings()
+    assert Settings.from_env({"MODELAPI_PORT": "", "MODELAPI_MODEL": ""}) == Settings()
 
 
 @pytest.mark.parametrize(

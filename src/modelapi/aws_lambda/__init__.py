@@ -66,6 +66,8 @@ class LambdaHandler:
         if service is None:
             settings = self._settings or Settings.from_env()
             logging.getLogger("modelapi").setLevel(settings.log_level.upper())
+            for warning in settings.warnings():
+                logger.warning("%s", warning)
             service = self._service = Service(self._source(settings), settings)
             if preload:
                 service.source.load()
@@ -98,7 +100,7 @@ class LambdaHandler:
             except MalformedBody as exc:
                 return family.answer(error_response(exc))
             api_key = service.settings.api_key
-            if api_key and family.is_direct:
+            if api_key is not None and family.is_direct:
                 # Trusted: IAM authorized the invoke. The request carries the function's own
                 # key so the service's one access rule still decides, for every route alike.
                 headers = {**request.headers, "x-api-key": api_key}

@@ -78,6 +78,8 @@ def serve(
 
 def run_server(settings: Settings) -> None:
     """Listen on settings.host:port and serve until interrupted; print where, once."""
+    for warning in settings.warnings():
+        click.echo(f"modelapi: warning: {warning}", err=True)
     uvicorn = require("uvicorn", "server")
     require("httptools", "server")
     loop = "asyncio" if sys.platform == "win32" else "uvloop"

@@ -17,10 +17,12 @@ from modelapi.errors import ModelUnavailable, NotFound, PayloadTooLarge, Unsuppo
 from modelapi.predictor import Predictor
 from modelapi.routes.v2_tensors import (
     PROBABILITIES,
+    check_wanted,
     decode_request,
     feature_datatype,
     input_columns,
     label_datatype,
+    output_names,
     output_tensors,
 )
 from modelapi.service import Request, Response, Service, json_response, media_type
@@ -94,6 +96,9 @@ def model_infer(service: Service, request: Request) -> Response:
     if media_type(request.headers) not in _JSON_TYPES:
         raise UnsupportedMediaType("content-type", "must be application/json")
     infer = decode_request(request.body)
+    if infer.outputs is not None:
+        # Checked before any row is read or predicted: a bad list costs no model time.
+        check_wanted(output_names(predictor), infer.outputs)
     columns, n_rows = input_columns(predictor.manifest.features, infer.inputs)
     if n_rows > settings.max_batch_rows:
         raise PayloadTooLarge("inputs", f"must hold at most {settings.max_batch_rows} rows")

@@ -23,10 +23,12 @@ __all__ = [
     "InferRequest",
     "Tensor",
     "Wanted",
+    "check_wanted",
     "decode_request",
     "feature_datatype",
     "input_columns",
     "label_datatype",
+    "output_names",
     "output_tensors",
 ]
 
@@ -193,6 +195,15 @@ def _values(
     return data
 
 
+def output_names(predictor: Predictor) -> list[str]:
+    """The names of the model's outputs: the target's key, then probabilities for a classifier."""
+    manifest = predictor.manifest
+    names = [manifest.target.key]
+    if manifest.classes is not None:
+        names.append(PROBABILITIES)
+    return names
+
+
 def output_tensors(
     predictor: Predictor, predictions: Sequence[Prediction], wanted: list[Wanted] | None
 ) -> list[dict[str, object]]:
@@ -220,11 +231,23 @@ def output_tensors(
         }
     if wanted is None:
         return list(available.values())
-    errors = [
-        FieldError(f"outputs[{i}].name", f"must be one of {', '.join(available)}")
-        for i, output in enumerate(wanted)
-        if output.name not in available
-    ]
+    check_wanted(list(available), wanted)
+    return [available[output.name] for output in wanted]
+
+
+def check_wanted(names: Sequence[str], wanted: Sequence[Wanted]) -> None:
+    """Raise InvalidInput naming each wanted output that is not one of `names`, or a repeat.
+
+    Each output is answered whole, so a repeat would make a small request ask for an answer
+    as many times larger as it repeats the name.
+    """
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    for i, output in enumerate(wanted):
+        if output.name not in names:
+            errors.append(FieldError(f"outputs[{i}].name", f"must be one of {', '.join(names)}"))
+        elif output.name in seen:
+            errors.append(FieldError(f"outputs[{i}].name", "is asked for twice; name it once"))
+        seen.add(output.name)
     if errors:
         raise InvalidInput.of(errors)
-    return [available[output.name] for output in wanted]
