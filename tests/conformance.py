@@ -285,9 +285,10 @@ def _infer(row: tuple[object, ...] = EXAMPLE_ROW) -> dict[str, object]:
 
 def _capped_details(n_problems: int) -> Expect:
     """A 422 listing the first 100 problems, then one detail counting the rest."""
-    from modelapi.service import MAX_ERROR_DETAILS
 
     def expect(answer_: Answer) -> None:
+        from modelapi.service import MAX_ERROR_DETAILS
+
         error("invalid_input")(answer_)
         details = _json(answer_[2])["details"]
         assert len(details) == MAX_ERROR_DETAILS + 1

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,9 +57,16 @@ class ServeProcess:
 
 @contextmanager
 def serve_process(
-    cwd: Path, *args: str, env: Mapping[str, str] | None = None, wait_ready: bool = True
+    cwd: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    wait_ready: bool = True,
+    preexec: Callable[[], None] | None = None,
 ) -> Iterator[ServeProcess]:
-    """Start `modelapi serve --port 0 ARGS`; yield it once it answers /ping; stop it after."""
+    """Start `modelapi serve --port 0 ARGS`; yield it once it answers /ping; stop it after.
+
+    `preexec` runs in the child before it starts (to lower a resource limit, say).
+    """
     log = cwd / f"serve-{time.monotonic_ns()}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -68,6 +75,7 @@ def serve_process(
             env=clean_environment(env),
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec,
         )
     server = ServeProcess(process, log)
     try:

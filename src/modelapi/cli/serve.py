@@ -1,4 +1,8 @@
-"""`modelapi serve`: the prediction service on uvicorn (uvloop + httptools)."""
+"""`modelapi serve`: the prediction service on uvicorn (uvloop + httptools), with limits.
+
+The HTTP protocol is `server_limits.LimitedHttpToolsProtocol`: uvicorn's httptools protocol
+with deadlines, header limits, a pipelining queue cap and a connection cap, all settings.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
@@ -15,9 +20,13 @@ from modelapi.config import ENV_PREFIX, Settings
 from modelapi.errors import ConfigError
 from modelapi.extras import require
 
+if TYPE_CHECKING:
+    from modelapi.server_limits import ServerLimits
+
 __all__ = ["commands", "run_server"]
 
 _FACTORY = "modelapi.app:create_app"
+_RESERVED_FDS = 64
 
 
 @click.command()
@@ -85,11 +94,14 @@ def run_server(settings: Settings) -> None:
     loop = "asyncio" if sys.platform == "win32" else "uvloop"
     if loop == "uvloop":
         require("uvloop", "server")
+    from modelapi.server_limits import LimitedConfig, ServerLimits
+
+    limits = ServerLimits.of(settings)
+    limits = msgspec.structs.replace(limits, max_connections=_connection_cap(limits))
     sock = _listen(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     options = {
-        "http": "httptools",
         "loop": loop,
         "ws": "none",
         "lifespan": "on",
@@ -101,6 +113,7 @@ def run_server(settings: Settings) -> None:
         "proxy_headers": settings.access_log,
         "log_level": settings.log_level,
         "log_config": _log_config(settings.log_level),
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
     }
     if settings.workers == 1:
         from modelapi.app import create_app
@@ -109,14 +122,18 @@ def run_server(settings: Settings) -> None:
         predictor = app.source.predictor
         model = predictor.model_id if predictor is not None else f"{settings.model} (not loaded)"
         click.echo(f"modelapi: serving {model} on {url} (1 worker)")
-        _run_until_interrupted(uvicorn.Server(uvicorn.Config(app, **options)).run, sock)
+        _run_until_interrupted(
+            uvicorn.Server(LimitedConfig(app, limits=limits, **options)).run, sock
+        )
         return
     from uvicorn.supervisors import Multiprocess
 
     # Worker processes are spawned fresh and build their app with Settings.from_env(), so the
     # final settings (flags included) travel to them as environment variables.
     _export(settings)
-    config = uvicorn.Config(_FACTORY, factory=True, workers=settings.workers, **options)
+    config = LimitedConfig(
+        _FACTORY, limits=limits, factory=True, workers=settings.workers, **options
+    )
     click.echo(f"modelapi: serving {settings.model} on {url} ({settings.workers} workers)")
     _run_until_interrupted(lambda sockets: Multiprocess(config, sockets=sockets).run(), sock)
 
@@ -129,6 +146,30 @@ def _run_until_interrupted(run: Callable[[list[socket.socket]], None], sock: soc
         pass
     finally:
         sock.close()
+
+
+def _connection_cap(limits: ServerLimits) -> int:
+    """The connection cap, within the descriptors this process may open (raised if it can)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no descriptor limit to read
+        return limits.max_connections
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Descriptors beyond the connections: the listening socket, logs, the store, the model.
+    wanted = limits.max_connections + _RESERVED_FDS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = raised
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        cap = max(1, soft - _RESERVED_FDS)
+        click.echo(
+            f"modelapi: warning: MODELAPI_MAX_CONNECTIONS lowered to {cap}: this process may"
+            f" open only {soft} descriptors (ulimit -n)",
+            err=True,
+        )
+        return cap
+    return limits.max_connections
 
 
 def _listen(host: str, port: int) -> socket.socket:

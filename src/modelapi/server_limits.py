@@ -1,0 +1,328 @@
+"""The HTTP/1.1 connection limits of `modelapi serve`: uvicorn's httptools protocol, bounded.
+
+uvicorn with httptools sets no limit a client cannot walk past: no deadline for a request's
+head or body (a client that sends half a request holds a descriptor for ever), no limit on
+header size or count (httptools gathers a header value whole, however long), no cap on
+pipelined requests (each is parsed and queued as it arrives) and no cap on connections (past
+the descriptor limit, every new client is reset). The protocol here keeps uvicorn's parsing,
+request cycle and flow control, and adds, per connection:
+
+- a deadline for the request head (`header_timeout_s`, from the connection or the request's
+  first byte) and one for the body (`body_timeout_s`, from the end of the head): past it the
+  connection answers 408 and closes;
+- `max_header_bytes` for the request line and headers together and `max_headers` fields: past
+  either, 431 and close. A head still arriving is counted as it comes, so memory holds at
+  most the limit and one read;
+- at most `max_pipelined_requests` requests parsed ahead of the one being answered: the rest
+  stays unparsed, and the socket unread, until the queue drains (back-pressure, not refusal);
+- at most `max_connections` connections: one more closes the connection that has waited
+  longest on its client (a slow head or body, or an idle keep-alive), or answers 503 if every
+  connection is busy in the app.
+
+The deadlines are timers armed only when a head or body is left unfinished at the end of a
+read, so a request that arrives in one read costs no timer at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httptools
+import msgspec
+from uvicorn import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from modelapi.config import Settings
+from modelapi.errors import ErrorBody, FieldError
+
+__all__ = ["LimitedConfig", "LimitedHttpToolsProtocol", "ServerLimits"]
+
+logger = logging.getLogger(__name__)
+
+_HEAD_END = b"\r\n\r\n"
+# Where a request stands on its connection: its head arriving, its body arriving, or neither.
+_HEAD, _BODY, _IDLE = 0, 1, 2
+
+
+class ServerLimits(msgspec.Struct, frozen=True):
+    """The per-connection limits, from the settings of the same names."""
+
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 1024
+    max_pipelined_requests: int = 32
+
+    @classmethod
+    def of(cls, settings: Settings) -> ServerLimits:
+        """The limits a server with these settings enforces."""
+        return cls(
+            max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_headers,
+            header_timeout_s=settings.header_timeout_s,
+            body_timeout_s=settings.body_timeout_s,
+            max_connections=settings.max_connections,
+            max_pipelined_requests=settings.max_pipelined_requests,
+        )
+
+
+class LimitedConfig(Config):
+    """uvicorn's Config with the limited protocol and the limits it reads.
+
+    A class of its own (rather than a protocol class made for some limits) so that it is
+    pickled by name into uvicorn's worker processes, limits included.
+    """
+
+    def __init__(self, app: Any, *, limits: ServerLimits, **options: Any) -> None:
+        super().__init__(app, http=LimitedHttpToolsProtocol, **options)
+        self.limits = limits
+
+
+class _HeadTooLarge(Exception):
+    """Raised in a parser callback to stop parsing a head over the limits."""
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with head and body deadlines and size and queue limits."""
+
+    def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.limits: ServerLimits = getattr(config, "limits", None) or ServerLimits()
+        self._state = _HEAD
+        self._head_bytes = 0  # the request line and headers, as the parser hands them over
+        self._raw_head_bytes = 0  # what has arrived of an unfinished head, framing included
+        self._n_headers = 0
+        self._began = False  # a request began in the data being parsed
+        self._in_request = False  # some of a request has arrived, and not all of it
+        # Framing (": ", line ends, method and version) on top of what the callbacks count.
+        self._max_raw_head_bytes = self.limits.max_header_bytes + 8 * self.limits.max_headers + 64
+        self._deadline: asyncio.TimerHandle | None = None
+        self._waiting_since = 0.0
+        # Data not yet parsed because enough requests are queued; reading is paused meanwhile.
+        self._held: bytes | None = None
+
+    # ---- the connection ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Take the connection, making room for it if the server is at its connection cap."""
+        super().connection_made(transport)
+        self._waiting_since = self.loop.time()
+        self._arm(self.limits.header_timeout_s)
+        if len(self.connections) > self.limits.max_connections:
+            self._make_room()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Drop the connection's timer and held data."""
+        self._disarm()
+        self._held = None
+        super().connection_lost(exc)
+
+    def _make_room(self) -> None:
+        waiting = [
+            c
+            for c in self.connections
+            if isinstance(c, LimitedHttpToolsProtocol) and c is not self and c._is_waiting()
+        ]
+        if waiting:
+            oldest = min(waiting, key=lambda c: c._waiting_since)
+            logger.warning(
+                "at %d connections: closed the one waiting longest on its client",
+                self.limits.max_connections,
+            )
+            oldest._close()
+            return
+        logger.warning("at %d connections, all busy: refused one", self.limits.max_connections)
+        self._refuse(
+            503,
+            "too_many_connections",
+            "connection",
+            "the server is at its connection limit; try again shortly",
+        )
+
+    def _is_waiting(self) -> bool:
+        """Whether the connection waits on its client (a head, a body, or a next request)."""
+        return self._deadline is not None or self.cycle is None or self.cycle.response_complete
+
+    def _close(self) -> None:
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Parse what arrived, within the limits; hold it while enough requests are queued."""
+        self._unset_keepalive_if_required()
+        if self._held is not None:
+            self._held += data
+            self.flow.pause_reading()
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        limit = self.limits.max_pipelined_requests
+        if len(self.pipeline) + data.count(_HEAD_END) < limit:
+            self._parse(data)
+        else:
+            # Many heads in one read: parse one at a time, and stop once enough are queued.
+            start = 0
+            while start < len(data) and not self.transport.is_closing():
+                if len(self.pipeline) >= limit:
+                    self._held = data[start:]
+                    self._disarm()  # the server is behind, not the client
+                    self.flow.pause_reading()
+                    return
+                end = data.find(_HEAD_END, start)
+                end = len(data) if end < 0 else end + len(_HEAD_END)
+                self._parse(data[start:end])
+                start = end
+        if self.transport.is_closing():
+            return
+        if self._state == _HEAD:
+            if self._deadline is None:
+                self._arm(self.limits.header_timeout_s)
+        elif self._state == _BODY and self._deadline is None:
+            self._arm(self.limits.body_timeout_s)
+
+    def _parse(self, data: bytes) -> None:
+        self._began = False
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._refuse_head()
+            else:
+                self._bad_request()
+            return
+        except httptools.HttpParserError:
+            self._bad_request()
+            return
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()
+            return
+        if self._state == _HEAD and not self._began:
+            # A head still arriving: httptools gathers a header value whole before handing
+            # it over, so what arrives is counted here, read by read (the read in which the
+            # request began is not: it may hold the end of the request before).
+            self._raw_head_bytes += len(data)
+            if self._raw_head_bytes > self._max_raw_head_bytes:
+                self._refuse_head()
+
+    def _bad_request(self) -> None:
+        logger.debug("invalid HTTP request received")
+        self._refuse(400, "malformed_request", "request", "is not a valid HTTP/1.1 request")
+
+    def _refuse_head(self) -> None:
+        limits = self.limits
+        self._refuse(
+            431,
+            "headers_too_large",
+            "headers",
+            f"must be at most {limits.max_header_bytes} bytes in at most {limits.max_headers}"
+            " fields, the request line included",
+        )
+
+    # ---- parser callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        """Start counting a new request's head."""
+        super().on_message_begin()
+        self._state = _HEAD
+        self._head_bytes = self._raw_head_bytes = self._n_headers = 0
+        self._began = self._in_request = True
+
+    def on_url(self, url: bytes) -> None:
+        """Count the request target against the head's size limit."""
+        self._head_bytes += len(url)
+        if self._head_bytes > self.limits.max_header_bytes:
+            raise _HeadTooLarge
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """Count one header against the head's size and field limits."""
+        self._n_headers += 1
+        self._head_bytes += len(name) + len(value)
+        if (
+            self._n_headers > self.limits.max_headers
+            or self._head_bytes > self.limits.max_header_bytes
+        ):
+            raise _HeadTooLarge
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        """End the head's deadline; the body's starts if the body is still to come."""
+        self._disarm()
+        self._state = _BODY
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        """End the body's deadline."""
+        self._disarm()
+        self._state = _IDLE
+        self._in_request = False
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        """Start the next queued request, then parse held data if the queue has room."""
+        super().on_response_complete()
+        self._waiting_since = self.loop.time()
+        held = self._held
+        if (
+            held is not None
+            and len(self.pipeline) < self.limits.max_pipelined_requests
+            and not self.transport.is_closing()
+        ):
+            self._held = None
+            self._feed(held)
+
+    # ---- deadlines and refusals ------------------------------------------------------------
+
+    def _arm(self, timeout_s: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(timeout_s, self._on_deadline)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if not self._in_request:
+            # Nothing sent at all (a browser's spare connection, say): close without a word.
+            self._close()
+            return
+        part = "head" if self._state == _HEAD else "body"
+        timeout_s = self.limits.header_timeout_s if part == "head" else self.limits.body_timeout_s
+        self._refuse(
+            408, "request_timeout", "request", f"its {part} must arrive within {timeout_s:g} s"
+        )
+
+    def _refuse(self, status: int, code: str, field: str, reason: str) -> None:
+        """Answer with the error body and close, unless the app has begun an answer."""
+        self._disarm()
+        self._held = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            if cycle is not None:
+                cycle.disconnected = True  # the app, waiting on the body, answers no one
+            body = msgspec.json.encode(ErrorBody(code, [FieldError(field, reason)]))
+            self.transport.write(
+                b"".join(
+                    (
+                        STATUS_LINE[status],
+                        b"content-type: application/json\r\n",
+                        b"content-length: %d\r\n" % len(body),
+                        b"connection: close\r\n\r\n",
+                        body,
+                    )
+                )
+            )
+        self.transport.close()
