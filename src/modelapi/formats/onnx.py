@@ -14,6 +14,8 @@ labels, probabilities within 1e-5) before the bundle is written.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 
 from modelapi.bundle import Label, Manifest, Task
@@ -22,7 +24,15 @@ from modelapi.extras import require
 from modelapi.formats.base import Format, Prediction
 from modelapi.schema import Feature, Row
 
-__all__ = ["FILE_NAME", "FORMAT", "ONNX_OPSET", "OnnxModel", "export", "load"]
+__all__ = [
+    "FILE_NAME",
+    "FORMAT",
+    "ONNX_OPSET",
+    "OnnxModel",
+    "export",
+    "load",
+    "refuse_external_data",
+]
 
 FILE_NAME = "model.onnx"
 # onnxruntime computes in float32: labels must agree, probabilities and values within this.
@@ -50,6 +60,7 @@ class OnnxModel:
     ) -> None:
         ort = require("onnxruntime", "onnx")
         self._np = require("numpy", "onnx")
+        refuse_external_data(data)
         options = ort.SessionOptions()
         # Serving handles concurrency itself; one thread per session keeps latency predictable.
         options.intra_op_num_threads = 1
@@ -211,6 +222,116 @@ def export(
         ) from exc
     data: bytes = graph.SerializeToString()
     return data
+
+
+# ---- external data ---------------------------------------------------------------------------
+# A tensor may keep its bytes outside the model ("external data": a file name, an offset and a
+# length), and onnxruntime reads them relative to its working directory when a model is loaded
+# from bytes: a graph could return any file the server can read as its predictions. Tensors
+# are looked for in the protobuf itself, so the check needs no `onnx` package. Field numbers
+# are those of onnx.proto3; each message type maps the fields that hold messages to their type.
+_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+_TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 13, 14
+_MESSAGE_FIELDS: dict[str, dict[int, str]] = {
+    "model": {7: "graph", 20: "training", 25: "function"},
+    "training": {1: "graph", 2: "graph"},
+    "function": {7: "node", 11: "attribute"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {},
+}
+_MAX_DEPTH = 64
+
+
+def refuse_external_data(data: bytes) -> None:
+    """Raise BundleError if any tensor of the model keeps its data outside the file.
+
+    Every tensor is checked: initializers, sparse initializers, Constant nodes' values and
+    every attribute's tensors, in the main graph, in every subgraph (If, Loop, Scan), in
+    functions and in training graphs. Bytes that are not a well-formed protobuf are refused.
+    """
+    stack: list[tuple[str, int, int, int]] = [("model", 0, len(data), 0)]
+    while stack:
+        kind, at, end, depth = stack.pop()
+        children = _MESSAGE_FIELDS[kind]
+        while at < end:
+            key, at = _varint(data, at, end)
+            field, wire = key >> 3, key & 7
+            if wire == 0:
+                value, at = _varint(data, at, end)
+                if kind == "tensor" and field == _TENSOR_DATA_LOCATION and value == _EXTERNAL:
+                    raise _external()
+                if kind == "attribute" and key < 0x80:
+                    at = _skip_run(data, at, end, key, wire)
+            elif wire == 2:
+                size, at = _varint(data, at, end)
+                if at + size > end:
+                    raise _malformed()
+                if kind == "tensor" and field == _TENSOR_EXTERNAL_DATA:
+                    raise _external()
+                child = children.get(field)
+                if child is not None:
+                    if depth >= _MAX_DEPTH:
+                        raise BundleError(f"{FILE_NAME}: nests graphs deeper than {_MAX_DEPTH}")
+                    stack.append((child, at, at + size, depth + 1))
+                at += size
+                if child is None and kind == "attribute" and key < 0x80:
+                    at = _skip_run(data, at, end, key, wire)
+            elif wire in (1, 5):
+                at += 8 if wire == 1 else 4
+                if kind == "attribute" and key < 0x80:
+                    at = _skip_run(data, at, end, key, wire)
+            else:  # groups (3, 4) are not in onnx.proto; anything else is not protobuf
+                raise _malformed()
+        if at != end:
+            raise _malformed()
+
+
+def _skip_run(data: bytes, at: int, end: int, key: int, wire: int) -> int:
+    """Skip more of the field just read (same key, no message inside): where the run ends.
+
+    An attribute's list (a tree ensemble's thresholds, node modes) is written as one field
+    per item, millions in a large model: a pattern skips them in C, not one by one here.
+    """
+    found = _run(key, wire).match(data, at, end)
+    return at if found is None else found.end()
+
+
+@functools.cache
+def _run(key: int, wire: int) -> re.Pattern[bytes]:
+    # Possessive (never backtracking) repeats: several times faster on long runs.
+    if wire == 2:  # strings of up to 127 bytes: a one-byte length, then that many bytes
+        value = b"(?:" + b"|".join(re.escape(bytes([n])) + b".{%d}" % n for n in range(128)) + b")"
+    else:
+        value = {0: rb"[\x80-\xff]{0,9}+[\x00-\x7f]", 1: rb".{8}", 5: rb".{4}"}[wire]
+    return re.compile(rb"(?:" + re.escape(bytes([key])) + value + rb")*+", re.DOTALL)
+
+
+def _varint(data: bytes, at: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= end or shift > 63:
+            raise _malformed()
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def _external() -> BundleError:
+    return BundleError(
+        f"{FILE_NAME}: a tensor refers to external data (bytes kept outside the model file);"
+        " modelapi serves only self-contained graphs: save the model with its data embedded"
+        " (onnx.save_model(model, path, save_as_external_data=False))"
+    )
+
+
+def _malformed() -> BundleError:
+    return BundleError(f"{FILE_NAME}: not a loadable ONNX model (not a well-formed protobuf)")
 
 
 FORMAT = Format(
