@@ -28,9 +28,16 @@ from typing import BinaryIO, Protocol
 
 from modelapi.errors import InvalidInput, MalformedBody
 
-__all__ = ["BlockScorer", "Record", "csv_line", "score_csv"]
+__all__ = ["MAX_LINE_BYTES", "BlockScorer", "Record", "csv_line", "score_csv"]
 
 Record = list[str]
+# A longer line is refused, naming it: memory holds at most a few blocks of lines, so it must
+# not grow with the longest line either (a 300 MiB line once took 2.19 GB).
+MAX_LINE_BYTES = 1024 * 1024
+# A block stops short of its line count past this size, and no read asks for more than
+# _MAX_READ_BYTES: with long lines, a block of 16,384 of them would otherwise be gigabytes.
+_MAX_BLOCK_BYTES = 32 * 1024 * 1024
+_MAX_READ_BYTES = 4 * 1024 * 1024
 
 
 class BlockScorer(Protocol):
@@ -60,31 +67,60 @@ def csv_line(cells: Sequence[str]) -> bytes:
 class _Lines:
     """Whole lines from a binary stream, a block at a time; counts the bytes handed out."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self._raw = raw
+        self._max_line_bytes = max_line_bytes
         self._pending = b""
         self._eof = False
         self._bytes_per_line = 64.0
         self.bytes_read = 0
+        self.lines_read = 0
+        self._read_bytes = min(_MAX_READ_BYTES, max_line_bytes)
+
+    def _too_long(self, have: int) -> MalformedBody:
+        return MalformedBody(
+            f"line {self.lines_read + have + 1}",
+            f"is longer than {self._max_line_bytes} bytes; a CSV row this long is not a row of"
+            " features (is the file CSV, with line ends?)",
+        )
 
     def take(self, n_lines: int) -> tuple[bytes, int]:
         """Up to `n_lines` whole lines and how many they are; (b"", 0) at EOF.
 
-        Each line ends in `\\n`, added to a last line that has none.
+        Each line ends in `\\n`, added to a last line that has none. Fewer lines come back
+        when they fill a block; MalformedBody names a line longer than the limit.
         """
-        parts = [self._pending]
-        have = self._pending.count(b"\n")
-        while have < n_lines and not self._eof:
-            piece = self._raw.read(max(4096, int((n_lines - have) * self._bytes_per_line * 1.02)))
+        pending = self._pending
+        parts = [pending]
+        have = pending.count(b"\n")
+        size = len(pending)
+        tail = size - pending.rfind(b"\n") - 1  # bytes of the line not yet ended
+        while have < n_lines and not self._eof and (have == 0 or size < _MAX_BLOCK_BYTES):
+            wanted = int((n_lines - have) * self._bytes_per_line * 1.02)
+            # Reads no longer than a line may be: a line within one read is short enough, and
+            # one across reads is measured where it ends (or as it grows).
+            piece = self._raw.read(min(self._read_bytes, max(4096, wanted)))
             if not piece:
                 self._eof = True
                 break
             parts.append(piece)
+            size += len(piece)
+            first = piece.find(b"\n")
+            if first < 0:
+                tail += len(piece)
+                if tail > self._max_line_bytes:
+                    raise self._too_long(have)
+                continue
+            if tail + first > self._max_line_bytes:
+                raise self._too_long(have)
+            tail = len(piece) - piece.rfind(b"\n") - 1
             have += piece.count(b"\n")
         data = b"".join(parts)
         if have >= n_lines:
             cut = _after_newline(data, n_lines, have)
             have = n_lines
+        elif not self._eof:  # the block is full: its whole lines now, the rest next time
+            cut = _after_newline(data, have, have)
         else:
             cut = len(data)
             if data and not data.endswith(b"\n"):
@@ -93,6 +129,7 @@ class _Lines:
                 have += 1
         block, self._pending = data[:cut], data[cut:]
         self.bytes_read += len(block)
+        self.lines_read += have
         if n_lines >= 64 and block:
             self._bytes_per_line = len(block) / max(1, have)
         return block, have
@@ -171,6 +208,7 @@ def score_csv(
     chunk_rows: int = 16_384,
     threads: int = 1,
     progress: Callable[[int], None] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> int:
     """Score a CSV stream into `out`; return the number of rows scored.
 
@@ -178,9 +216,10 @@ def score_csv(
     With `threads` > 1 and a scorer that allows it, plain blocks are scored on that many
     threads (numpy works outside the GIL), written in order; at most threads + 1 blocks are
     held. `progress(n_bytes)` is called after each block is written with the bytes it read.
-    Raise InvalidInput naming the first bad line (rows before it are already written).
+    Raise InvalidInput naming the first bad line (rows before it are already written), or a
+    line longer than `max_line_bytes`, so that memory stays flat whatever the input.
     """
-    lines = _Lines(source)
+    lines = _Lines(source, max_line_bytes)
     line_no = 0
 
     def more() -> Iterator[str]:
