@@ -92,9 +92,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self.limits: ServerLimits = getattr(config, "limits", None) or ServerLimits()
         self._state = _HEAD
-        self._head_bytes = 0  # the request line and headers, as the parser hands them over
         self._raw_head_bytes = 0  # what has arrived of an unfinished head, framing included
-        self._n_headers = 0
         self._began = False  # a request began in the data being parsed
         self._in_request = False  # some of a request has arrived, and not all of it
         # Framing (": ", line ends, method and version) on top of what the callbacks count.
@@ -103,6 +101,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._waiting_since = 0.0
         # Data not yet parsed because enough requests are queued; reading is paused meanwhile.
         self._held: bytes | None = None
+        self._read_bytes = 0  # the size of the read being parsed
+        self._max_pipelined = self.limits.max_pipelined_requests
+        self._max_headers = self.limits.max_headers
 
     # ---- the connection ------------------------------------------------------------------
 
@@ -155,65 +156,70 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Parse what arrived, within the limits; hold it while enough requests are queued."""
-        self._unset_keepalive_if_required()
+        keep_alive = self.timeout_keep_alive_task
+        if keep_alive is not None:
+            keep_alive.cancel()
+            self.timeout_keep_alive_task = None
         if self._held is not None:
             self._held += data
             self.flow.pause_reading()
             return
-        self._feed(data)
-
-    def _feed(self, data: bytes) -> None:
-        limit = self.limits.max_pipelined_requests
-        if len(self.pipeline) + data.count(_HEAD_END) < limit:
+        if len(self.pipeline) + data.count(_HEAD_END) < self._max_pipelined:
             self._parse(data)
         else:
-            # Many heads in one read: parse one at a time, and stop once enough are queued.
-            start = 0
-            while start < len(data) and not self.transport.is_closing():
-                if len(self.pipeline) >= limit:
-                    self._held = data[start:]
-                    self._disarm()  # the server is behind, not the client
-                    self.flow.pause_reading()
-                    return
-                end = data.find(_HEAD_END, start)
-                end = len(data) if end < 0 else end + len(_HEAD_END)
-                self._parse(data[start:end])
-                start = end
-        if self.transport.is_closing():
-            return
-        if self._state == _HEAD:
-            if self._deadline is None:
-                self._arm(self.limits.header_timeout_s)
-        elif self._state == _BODY and self._deadline is None:
-            self._arm(self.limits.body_timeout_s)
+            self._parse_heads(data)
+
+    def _parse_heads(self, data: bytes) -> None:
+        """Many heads in one read: parse one at a time, and stop once enough are queued."""
+        start = 0
+        while start < len(data) and not self.transport.is_closing():
+            if len(self.pipeline) >= self._max_pipelined:
+                self._held = data[start:]
+                self._disarm()  # the server is behind, not the client
+                self.flow.pause_reading()
+                return
+            end = data.find(_HEAD_END, start)
+            end = len(data) if end < 0 else end + len(_HEAD_END)
+            self._parse(data[start:end])
+            start = end
 
     def _parse(self, data: bytes) -> None:
         self._began = False
+        self._read_bytes = len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _HeadTooLarge):
-                self._refuse_head()
-            else:
-                self._bad_request()
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parser_error(exc)
             return
-        except httptools.HttpParserError:
-            self._bad_request()
-            return
-        except httptools.HttpParserUpgrade:
-            self._unsupported_upgrade_warning()
-            return
-        if self._state == _HEAD and not self._began:
-            # A head still arriving: httptools gathers a header value whole before handing
-            # it over, so what arrives is counted here, read by read (the read in which the
-            # request began is not: it may hold the end of the request before).
-            self._raw_head_bytes += len(data)
-            if self._raw_head_bytes > self._max_raw_head_bytes:
-                self._refuse_head()
+        if self._state != _IDLE:
+            self._unfinished(len(data))
 
-    def _bad_request(self) -> None:
-        logger.debug("invalid HTTP request received")
-        self._refuse(400, "malformed_request", "request", "is not a valid HTTP/1.1 request")
+    def _unfinished(self, n_bytes: int) -> None:
+        """After a read that leaves a head or a body unfinished: count it, arm its deadline."""
+        if self.transport.is_closing():
+            return
+        if self._state == _HEAD:
+            if not self._began:
+                # httptools gathers a header value whole before handing it over, so a head
+                # still arriving is counted here, read by read (not the read in which the
+                # request began: it may hold the end of the request before).
+                self._raw_head_bytes += n_bytes
+                if self._raw_head_bytes > self._max_raw_head_bytes:
+                    self._refuse_head()
+                    return
+            if self._deadline is None:
+                self._arm(self.limits.header_timeout_s)
+        elif self._deadline is None:
+            self._arm(self.limits.body_timeout_s)
+
+    def _parser_error(self, exc: Exception) -> None:
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            self._unsupported_upgrade_warning()
+        elif isinstance(exc.__context__, _HeadTooLarge):
+            self._refuse_head()
+        else:
+            logger.debug("invalid HTTP request received")
+            self._refuse(400, "malformed_request", "request", "is not a valid HTTP/1.1 request")
 
     def _refuse_head(self) -> None:
         limits = self.limits
@@ -225,42 +231,40 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             " fields, the request line included",
         )
 
+    def _check_head(self) -> None:
+        """Raise _HeadTooLarge if the request line and headers are over the limits."""
+        size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+        if size > self.limits.max_header_bytes or len(self.headers) > self._max_headers:
+            raise _HeadTooLarge
+
     # ---- parser callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        """Start counting a new request's head."""
+        """Start a new request's head."""
         super().on_message_begin()
         self._state = _HEAD
-        self._head_bytes = self._raw_head_bytes = self._n_headers = 0
+        self._raw_head_bytes = 0
         self._began = self._in_request = True
 
-    def on_url(self, url: bytes) -> None:
-        """Count the request target against the head's size limit."""
-        self._head_bytes += len(url)
-        if self._head_bytes > self.limits.max_header_bytes:
-            raise _HeadTooLarge
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """Count one header against the head's size and field limits."""
-        self._n_headers += 1
-        self._head_bytes += len(name) + len(value)
-        if (
-            self._n_headers > self.limits.max_headers
-            or self._head_bytes > self.limits.max_header_bytes
-        ):
-            raise _HeadTooLarge
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
-        """End the head's deadline; the body's starts if the body is still to come."""
-        self._disarm()
+        """Check the head; end its deadline (the body's starts if the body is still to come)."""
+        if self._deadline is not None:
+            self._disarm()
         self._state = _BODY
+        # Only a head that came in more than one read, or in a read larger than the limit,
+        # can be over it: a request that arrives whole and small is not measured again.
+        if (
+            self._raw_head_bytes
+            or self._read_bytes > self.limits.max_header_bytes
+            or len(self.headers) > self._max_headers
+        ):
+            self._check_head()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         """End the body's deadline."""
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         self._state = _IDLE
         self._in_request = False
         super().on_message_complete()
@@ -276,7 +280,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             and not self.transport.is_closing()
         ):
             self._held = None
-            self._feed(held)
+            self._parse_heads(held)
 
     # ---- deadlines and refusals ------------------------------------------------------------
 
