@@ -15,9 +15,9 @@ request cycle and flow control, and adds, per connection:
   most the limit and one read;
 - at most `max_pipelined_requests` requests parsed ahead of the one being answered: the rest
   stays unparsed, and the socket unread, until the queue drains (back-pressure, not refusal);
-- at most `max_connections` connections: one more closes the connection that has waited
-  longest on its client (a slow head or body, or an idle keep-alive), or answers 503 if every
-  connection is busy in the app.
+- at most `max_connections` connections: one more closes a connection that waits on its
+  client (a slow head or body, or an idle keep-alive), the one its own deadline would close
+  first, or answers 503 if every connection is busy in the app.
 
 The deadlines are timers armed only when a head or body is left unfinished at the end of a
 read, so a request that arrives in one read costs no timer at all.
@@ -42,8 +42,8 @@ __all__ = ["LimitedConfig", "LimitedHttpToolsProtocol", "ServerLimits"]
 logger = logging.getLogger(__name__)
 
 _HEAD_END = b"\r\n\r\n"
-# Where a request stands on its connection: its head arriving, its body arriving, or neither.
-_HEAD, _BODY, _IDLE = 0, 1, 2
+# The part of a request a deadline is for.
+_HEAD, _BODY = 0, 1
 
 
 class ServerLimits(msgspec.Struct, frozen=True):
@@ -86,32 +86,36 @@ class _HeadTooLarge(Exception):
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with head and body deadlines and size and queue limits."""
+    """uvicorn's httptools protocol with head and body deadlines and size and queue limits.
+
+    Where a request stands is read from uvicorn's own state after each read, not tracked in
+    parser callbacks: uvicorn makes a new scope when a request begins and a cycle for that
+    scope when its head is complete, and the cycle's `more_body` drops when its body is.
+    """
 
     def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
-        self.limits: ServerLimits = getattr(config, "limits", None) or ServerLimits()
-        self._state = _HEAD
-        self._raw_head_bytes = 0  # what has arrived of an unfinished head, framing included
-        self._began = False  # a request began in the data being parsed
-        self._in_request = False  # some of a request has arrived, and not all of it
-        # Framing (": ", line ends, method and version) on top of what the callbacks count.
-        self._max_raw_head_bytes = self.limits.max_header_bytes + 8 * self.limits.max_headers + 64
+        limits: ServerLimits = getattr(config, "limits", None) or ServerLimits()
+        self.limits = limits
+        self._max_pipelined = limits.max_pipelined_requests
+        self._max_headers = limits.max_headers
+        self._max_header_bytes = limits.max_header_bytes
+        # What may arrive of an unfinished head: the limit, plus framing (": ", line ends,
+        # method and version) that the parsed head does not count.
+        self._max_raw_head_bytes = limits.max_header_bytes + 8 * limits.max_headers + 64
+        self._raw_head_bytes = 0  # what has arrived of a head that spans reads
+        self._read_bytes = 0  # the size of the read being parsed
         self._deadline: asyncio.TimerHandle | None = None
-        self._waiting_since = 0.0
+        self._deadline_part = _HEAD
         # Data not yet parsed because enough requests are queued; reading is paused meanwhile.
         self._held: bytes | None = None
-        self._read_bytes = 0  # the size of the read being parsed
-        self._max_pipelined = self.limits.max_pipelined_requests
-        self._max_headers = self.limits.max_headers
 
     # ---- the connection ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Take the connection, making room for it if the server is at its connection cap."""
         super().connection_made(transport)
-        self._waiting_since = self.loop.time()
-        self._arm(self.limits.header_timeout_s)
+        self._arm(_HEAD)
         if len(self.connections) > self.limits.max_connections:
             self._make_room()
 
@@ -123,17 +127,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _make_room(self) -> None:
         waiting = [
-            c
+            (close_at, c)
             for c in self.connections
-            if isinstance(c, LimitedHttpToolsProtocol) and c is not self and c._is_waiting()
+            if isinstance(c, LimitedHttpToolsProtocol)
+            and c is not self
+            and (close_at := c._closes_at()) is not None
         ]
         if waiting:
-            oldest = min(waiting, key=lambda c: c._waiting_since)
+            _, nearest = min(waiting, key=lambda pair: pair[0])
             logger.warning(
-                "at %d connections: closed the one waiting longest on its client",
+                "at %d connections: closed one waiting on its client",
                 self.limits.max_connections,
             )
-            oldest._close()
+            nearest._close()
             return
         logger.warning("at %d connections, all busy: refused one", self.limits.max_connections)
         self._refuse(
@@ -143,9 +149,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             "the server is at its connection limit; try again shortly",
         )
 
-    def _is_waiting(self) -> bool:
-        """Whether the connection waits on its client (a head, a body, or a next request)."""
-        return self._deadline is not None or self.cycle is None or self.cycle.response_complete
+    def _closes_at(self) -> float | None:
+        """When a connection waiting on its client (a head, a body, a next request) would be
+        closed anyway; None for one the app is answering."""
+        for timer in (self._deadline, self.timeout_keep_alive_task):
+            if timer is not None:
+                return timer.when()
+        return None
 
     def _close(self) -> None:
         self._disarm()
@@ -164,19 +174,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._held += data
             self.flow.pause_reading()
             return
-        if len(self.pipeline) + data.count(_HEAD_END) < self._max_pipelined:
-            self._parse(data)
-        else:
+        if len(self.pipeline) + data.count(_HEAD_END) >= self._max_pipelined:
             self._parse_heads(data)
+            return
+        # The usual read, parsed here rather than in _parse: it is every request's path.
+        scope = self.scope
+        self._read_bytes = len(data)
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parser_error(exc)
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and not cycle.more_body:
+            if self._deadline is not None:  # the last request is whole
+                self._disarm()
+        else:
+            self._unfinished(len(data), began=self.scope is not scope)
 
     def _parse_heads(self, data: bytes) -> None:
         """Many heads in one read: parse one at a time, and stop once enough are queued."""
         start = 0
         while start < len(data) and not self.transport.is_closing():
             if len(self.pipeline) >= self._max_pipelined:
-                self._held = data[start:]
-                self._disarm()  # the server is behind, not the client
-                self.flow.pause_reading()
+                self._hold(data[start:])
                 return
             end = data.find(_HEAD_END, start)
             end = len(data) if end < 0 else end + len(_HEAD_END)
@@ -184,22 +205,29 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             start = end
 
     def _parse(self, data: bytes) -> None:
-        self._began = False
+        scope = self.scope
         self._read_bytes = len(data)
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._parser_error(exc)
             return
-        if self._state != _IDLE:
-            self._unfinished(len(data))
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and not cycle.more_body:
+            if self._deadline is not None:  # the last request is whole
+                self._disarm()
+        else:
+            self._unfinished(len(data), began=self.scope is not scope)
 
-    def _unfinished(self, n_bytes: int) -> None:
+    def _unfinished(self, n_bytes: int, *, began: bool) -> None:
         """After a read that leaves a head or a body unfinished: count it, arm its deadline."""
-        if self.transport.is_closing():
-            return
-        if self._state == _HEAD:
-            if not self._began:
+        if self.scope is None or self.transport.is_closing():
+            return  # nothing has arrived yet: the connection's first deadline runs on
+        cycle = self.cycle
+        if cycle is None or cycle.scope is not self.scope:
+            if began:
+                self._raw_head_bytes = 0
+            else:
                 # httptools gathers a header value whole before handing it over, so a head
                 # still arriving is counted here, read by read (not the read in which the
                 # request began: it may hold the end of the request before).
@@ -207,10 +235,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 if self._raw_head_bytes > self._max_raw_head_bytes:
                     self._refuse_head()
                     return
-            if self._deadline is None:
-                self._arm(self.limits.header_timeout_s)
-        elif self._deadline is None:
-            self._arm(self.limits.body_timeout_s)
+            part = _HEAD
+        else:
+            part = _BODY
+        if self._deadline is None or self._deadline_part != part:
+            self._arm(part)
 
     def _parser_error(self, exc: Exception) -> None:
         if isinstance(exc, httptools.HttpParserUpgrade):
@@ -222,61 +251,47 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(400, "malformed_request", "request", "is not a valid HTTP/1.1 request")
 
     def _refuse_head(self) -> None:
-        limits = self.limits
         self._refuse(
             431,
             "headers_too_large",
             "headers",
-            f"must be at most {limits.max_header_bytes} bytes in at most {limits.max_headers}"
+            f"must be at most {self._max_header_bytes} bytes in at most {self._max_headers}"
             " fields, the request line included",
         )
 
-    def _check_head(self) -> None:
-        """Raise _HeadTooLarge if the request line and headers are over the limits."""
-        size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
-        if size > self.limits.max_header_bytes or len(self.headers) > self._max_headers:
-            raise _HeadTooLarge
-
-    # ---- parser callbacks ------------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        """Start a new request's head."""
-        super().on_message_begin()
-        self._state = _HEAD
-        self._raw_head_bytes = 0
-        self._began = self._in_request = True
+    # ---- parser and cycle callbacks --------------------------------------------------------
 
     def on_headers_complete(self) -> None:
-        """Check the head; end its deadline (the body's starts if the body is still to come)."""
-        if self._deadline is not None:
-            self._disarm()
-        self._state = _BODY
+        """Refuse a head over the limits (raising stops the parser), else start its cycle."""
         # Only a head that came in more than one read, or in a read larger than the limit,
         # can be over it: a request that arrives whole and small is not measured again.
         if (
             self._raw_head_bytes
-            or self._read_bytes > self.limits.max_header_bytes
+            or self._read_bytes > self._max_header_bytes
             or len(self.headers) > self._max_headers
         ):
-            self._check_head()
+            size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+            if size > self._max_header_bytes or len(self.headers) > self._max_headers:
+                raise _HeadTooLarge
+            self._raw_head_bytes = 0
         super().on_headers_complete()
 
-    def on_message_complete(self) -> None:
-        """End the body's deadline."""
-        if self._deadline is not None:
-            self._disarm()
-        self._state = _IDLE
-        self._in_request = False
-        super().on_message_complete()
+    def _hold(self, data: bytes) -> None:
+        """Keep data unparsed, and the socket unread, until the queue has room again."""
+        self._held = data
+        self._disarm()  # the server is behind, not the client
+        self.flow.pause_reading()
+        # Each queued request, once answered, looks at the held data: hooked only now, so
+        # that an answer costs nothing more when nothing is held.
+        for cycle in (self.cycle, *(queued for queued, _ in self.pipeline)):
+            cycle.on_response = self._on_response_complete_holding
 
-    def on_response_complete(self) -> None:
-        """Start the next queued request, then parse held data if the queue has room."""
-        super().on_response_complete()
-        self._waiting_since = self.loop.time()
+    def _on_response_complete_holding(self) -> None:
+        self.on_response_complete()
         held = self._held
         if (
             held is not None
-            and len(self.pipeline) < self.limits.max_pipelined_requests
+            and len(self.pipeline) < self._max_pipelined
             and not self.transport.is_closing()
         ):
             self._held = None
@@ -284,8 +299,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # ---- deadlines and refusals ------------------------------------------------------------
 
-    def _arm(self, timeout_s: float) -> None:
+    def _arm(self, part: int) -> None:
         self._disarm()
+        limits = self.limits
+        timeout_s = limits.header_timeout_s if part == _HEAD else limits.body_timeout_s
+        self._deadline_part = part
         self._deadline = self.loop.call_later(timeout_s, self._on_deadline)
 
     def _disarm(self) -> None:
@@ -297,12 +315,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        if not self._in_request:
+        if self.scope is None:
             # Nothing sent at all (a browser's spare connection, say): close without a word.
             self._close()
             return
-        part = "head" if self._state == _HEAD else "body"
-        timeout_s = self.limits.header_timeout_s if part == "head" else self.limits.body_timeout_s
+        part = "head" if self._deadline_part == _HEAD else "body"
+        limits = self.limits
+        timeout_s = limits.header_timeout_s if part == "head" else limits.body_timeout_s
         self._refuse(
             408, "request_timeout", "request", f"its {part} must arrive within {timeout_s:g} s"
         )

@@ -159,8 +159,11 @@ def _connection_cap(limits: ServerLimits) -> int:
     wanted = limits.max_connections + _RESERVED_FDS
     if soft != resource.RLIM_INFINITY and soft < wanted:
         raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
-        soft = raised
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):  # macOS caps it below an infinite hard limit
+            pass
     if soft != resource.RLIM_INFINITY and soft < wanted:
         cap = max(1, soft - _RESERVED_FDS)
         click.echo(
