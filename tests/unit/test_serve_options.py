@@ -6,11 +6,13 @@ import socket
 from pathlib import Path
 from typing import Any, ClassVar
 
+import msgspec
 import pytest
 import uvicorn
 
 from modelapi.cli.serve import run_server
 from modelapi.config import Settings
+from modelapi.server_limits import LimitedHttpToolsProtocol, ServerLimits
 
 
 class _Server:
@@ -37,4 +39,12 @@ def test_forwarded_headers_are_read_only_for_the_access_log(
     options: dict[str, Any] = vars(config)
     assert options["proxy_headers"] is access_log
     assert options["access_log"] is access_log
-    assert (options["http"], options["loop"]) == ("httptools", "uvloop")
+    # uvicorn's httptools protocol, with the connection limits of the settings.
+    assert (options["http"], options["loop"]) == (LimitedHttpToolsProtocol, "uvloop")
+    # (The connection cap may be lowered to fit the descriptor limit; the rest is as set.)
+    expected = ServerLimits.of(Settings())
+    assert options["limits"].max_connections <= expected.max_connections
+    assert msgspec.structs.replace(options["limits"], max_connections=0) == (
+        msgspec.structs.replace(expected, max_connections=0)
+    )
+    assert options["timeout_keep_alive"] == Settings().keep_alive_timeout_s
