@@ -17,6 +17,10 @@
     ├── PackagingError                   a deployment package could not be built
     ├── ConfigError (ValueError)         a bad setting, named
     ├── MissingExtra (ImportError)       an optional dependency is not installed
+    ├── MalformedRequest                 not a valid HTTP/1.1 request (the server's own)   400
+    ├── RequestTimeout                   a head or body that did not arrive in time        408
+    ├── HeadersTooLarge                  a request head over the size or field limit       431
+    ├── TooManyConnections               every connection of the server is busy            503
     ├── ServerError                      a server answered what modelapi never answers (client)
     └── ServerUnreachable (ConnectionError)  no connection to a server (client)
 
@@ -47,8 +51,10 @@ __all__ = [
     "ErrorAnswer",
     "ErrorBody",
     "FieldError",
+    "HeadersTooLarge",
     "InvalidInput",
     "MalformedBody",
+    "MalformedRequest",
     "MethodNotAllowed",
     "MissingExtra",
     "ModelUnavailable",
@@ -56,9 +62,11 @@ __all__ = [
     "NotFound",
     "PackagingError",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ServerError",
     "ServerUnreachable",
     "StoreError",
+    "TooManyConnections",
     "TrainingError",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -167,6 +175,22 @@ class MissingExtra(ModelapiError, ImportError):
     """An optional dependency is missing; the message gives the pip command."""
 
 
+class MalformedRequest(ModelapiError):
+    """The bytes on a connection are not a valid HTTP/1.1 request."""
+
+
+class RequestTimeout(ModelapiError):
+    """A request's head or body did not arrive within its deadline."""
+
+
+class HeadersTooLarge(ModelapiError):
+    """A request head is over the server's size or field-count limit."""
+
+
+class TooManyConnections(ModelapiError):
+    """The server is at its connection limit and every connection is busy."""
+
+
 class ServerError(ModelapiError):
     """A server answered with a status modelapi never sends (a 500, or a proxy's 502)."""
 
@@ -233,6 +257,31 @@ ANSWERS: dict[type[ModelapiError], ErrorAnswer] = {
     ),
     ModelUnavailable: ErrorAnswer(
         "model_unavailable", 503, "No model is loaded.", "model", "the model is not loaded yet"
+    ),
+    # Answered by the HTTP server itself, before a request reaches the service.
+    MalformedRequest: ErrorAnswer(
+        "malformed_request", 400, "Not an HTTP/1.1 request.", "request", "is not valid HTTP/1.1"
+    ),
+    RequestTimeout: ErrorAnswer(
+        "request_timeout",
+        408,
+        "The request did not arrive in time.",
+        "request",
+        "its head must arrive within 10 s",
+    ),
+    HeadersTooLarge: ErrorAnswer(
+        "headers_too_large",
+        431,
+        "The request head is over the limit.",
+        "headers",
+        "must be at most 16384 bytes in at most 100 fields, the request line included",
+    ),
+    TooManyConnections: ErrorAnswer(
+        "too_many_connections",
+        503,
+        "The server is at its connection limit.",
+        "connection",
+        "the server is at its connection limit; try again shortly",
     ),
 }
 # What anything else becomes at an adapter's edge: logged there in full, answered generically.

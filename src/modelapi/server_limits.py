@@ -35,7 +35,15 @@ from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from modelapi.config import Settings
-from modelapi.errors import ErrorBody, FieldError
+from modelapi.errors import (
+    HeadersTooLarge,
+    MalformedRequest,
+    ModelapiError,
+    RequestTimeout,
+    TooManyConnections,
+    answer_of,
+    error_body,
+)
 
 __all__ = ["LimitedConfig", "LimitedHttpToolsProtocol", "ServerLimits"]
 
@@ -142,12 +150,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             nearest._close()
             return
         logger.warning("at %d connections, all busy: refused one", self.limits.max_connections)
-        self._refuse(
-            503,
-            "too_many_connections",
-            "connection",
-            "the server is at its connection limit; try again shortly",
-        )
+        self._refuse(TooManyConnections("the server is at its connection limit; try again shortly"))
 
     def _closes_at(self) -> float | None:
         """When a connection waiting on its client (a head, a body, a next request) would be
@@ -248,15 +251,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse_head()
         else:
             logger.debug("invalid HTTP request received")
-            self._refuse(400, "malformed_request", "request", "is not a valid HTTP/1.1 request")
+            self._refuse(MalformedRequest("is not a valid HTTP/1.1 request"))
 
     def _refuse_head(self) -> None:
         self._refuse(
-            431,
-            "headers_too_large",
-            "headers",
-            f"must be at most {self._max_header_bytes} bytes in at most {self._max_headers}"
-            " fields, the request line included",
+            HeadersTooLarge(
+                f"must be at most {self._max_header_bytes} bytes in at most {self._max_headers}"
+                " fields, the request line included"
+            )
         )
 
     # ---- parser and cycle callbacks --------------------------------------------------------
@@ -322,11 +324,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         part = "head" if self._deadline_part == _HEAD else "body"
         limits = self.limits
         timeout_s = limits.header_timeout_s if part == "head" else limits.body_timeout_s
-        self._refuse(
-            408, "request_timeout", "request", f"its {part} must arrive within {timeout_s:g} s"
-        )
+        self._refuse(RequestTimeout(f"its {part} must arrive within {timeout_s:g} s"))
 
-    def _refuse(self, status: int, code: str, field: str, reason: str) -> None:
+    def _refuse(self, exc: ModelapiError) -> None:
         """Answer with the error body and close, unless the app has begun an answer."""
         self._disarm()
         self._held = None
@@ -336,11 +336,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is None or cycle.response_complete or not cycle.response_started:
             if cycle is not None:
                 cycle.disconnected = True  # the app, waiting on the body, answers no one
-            body = msgspec.json.encode(ErrorBody(code, [FieldError(field, reason)]))
+            body = msgspec.json.encode(error_body(exc))
             self.transport.write(
                 b"".join(
                     (
-                        STATUS_LINE[status],
+                        STATUS_LINE[answer_of(exc).status],
                         b"content-type: application/json\r\n",
                         b"content-length: %d\r\n" % len(body),
                         b"connection: close\r\n\r\n",

@@ -53,6 +53,9 @@ def error_components() -> dict[str, object]:
     """The `Error<status>` response components, each with its code and an example body."""
     responses: dict[str, object] = {}
     for answer in (*ANSWERS.values(), INTERNAL_ERROR):
+        # The routes' own error comes first in the table; the HTTP server's share a status.
+        if f"Error{answer.status}" in responses:
+            continue
         code = answer.code
         schema = {"allOf": [schema_ref("ErrorBody"), {"properties": {"error": {"const": code}}}]}
         example = {"error": code, "details": [{"field": answer.field, "reason": answer.example}]}
