@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, frozen=True):
     reload_interval_s: float = 30.0
     access_log: bool = False
     log_level: str = "info"
+    # "ignore": a request field or CSV column that is not a feature is ignored (and named in
+    # the X-Ignored-Fields header), as pydantic and FastAPI do; "forbid": refused with a 422.
+    extra_fields: str = "ignore"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -89,6 +92,13 @@ def _log_level(name: str, raw: str) -> str:
     return lowered
 
 
+def _extra_fields(name: str, raw: str) -> str:
+    lowered = raw.strip().lower()
+    if lowered not in {"ignore", "forbid"}:
+        raise ConfigError(f"{name} must be ignore or forbid")
+    return lowered
+
+
 _PARSERS: dict[str, Callable[[str, str], object]] = {
     "model": _text,
     "store": _text,
@@ -103,4 +113,5 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     ),
     "access_log": _flag,
     "log_level": _log_level,
+    "extra_fields": _extra_fields,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import socket
 import subprocess
@@ -29,12 +30,11 @@ CURL = (
 def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One live server per conformance setup."""
     store = str(tmp_path_factory.mktemp("store"))
-    with (
-        serving(create_app(SETUPS[0].settings(store))) as first,
-        serving(create_app(SETUPS[1].settings(store))) as second,
-        serving(create_app(SETUPS[2].settings(store))) as third,
-    ):
-        yield dict(zip([s.id for s in SETUPS], [first, second, third], strict=True))
+    with contextlib.ExitStack() as stack:
+        yield {
+            setup.id: stack.enter_context(serving(create_app(setup.settings(store))))
+            for setup in SETUPS
+        }
 
 
 @pytest.mark.parametrize(
