@@ -45,6 +45,13 @@ def test_train_pima_prints_summary_contract_accuracy_and_version(
     lines = result.stdout.splitlines()
     assert "accuracy: 0.7835497835497836" in lines
     assert "stored: diabetes:1 in " + str(store) in lines
+    # The classic pipeline: the raw numbers, then the notebook's estimator.
+    assert (
+        "pipeline: numeric (8): passthrough (unchanged); model: LogisticRegression(max_iter=1000)"
+        in lines
+    )
+    assert f"report: {store}/diabetes/1/report.html" in lines
+    assert (store / "diabetes" / "1" / "report.html").is_file()
     summary_at = next(i for i, line in enumerate(lines) if line.startswith("class balance"))
     assert summary_at < lines.index("accuracy: 0.7835497835497836")
     assert "Glucose" in result.stdout
@@ -125,16 +132,24 @@ ERROR_CASES = {
         "column a is numeric",
     ),
     "missing target": (
-        lambda t, p: ["train", _text(t, "m.csv", "a,b\n1,0\n2,\n3,1\n")],
-        "1 rows have no value",
+        lambda t, p: ["train", _text(t, "m.csv", "a,b\n1,\n2,\n3,\n")],
+        "no row has a value in the target column b",
     ),
     "single class": (
         lambda t, p: ["train", _text(t, "s.csv", "a,b\n1,0\n2,0\n")],
         "single class",
     ),
-    "missing features": (
-        lambda t, p: ["train", _text(t, "f.csv", "a,b\n1,0\n,1\n3,1\n")],
-        "missing feature values",
+    "no header": (
+        lambda t, p: ["train", _text(t, "h.csv", "6,148,72,1\n1,85,66,0\n")],
+        "--columns a,b,c",
+    ),
+    "bad feature type": (
+        lambda t, p: ["train", str(p), "--feature", "Age:years"],
+        "COLUMN:TYPE",
+    ),
+    "unknown ignored column": (
+        lambda t, p: ["train", str(p), "--ignore", "Weight"],
+        "no column Weight",
     ),
     "model for another task": (
         lambda t, p: ["train", str(p), "--model", "ridge"],
