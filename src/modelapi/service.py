@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from modelapi.bundle import REPORT_FILE
 from modelapi.config import Settings
 from modelapi.errors import (
     INTERNAL_ERROR,
@@ -52,6 +53,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+# The report is a static page: its inline style and images, nothing else, no script.
+_REPORT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none';"
+    " form-action 'none'; frame-ancestors 'none'"
+)
 # Bodies the predict route reads as JSON. curl -d sends form-urlencoded by default, and the
 # original service's clients rely on that, so it is read as JSON too.
 _JSON_TYPES = frozenset({"", JSON, "application/x-www-form-urlencoded", "text/plain"})
@@ -139,6 +145,7 @@ class Service:
             "/predict": {"POST": Service.predict},
             "/health": {"GET": Service.health},
             "/model": {"GET": Service.model},
+            "/model/report": {"GET": Service.report},
         }
         if metrics is not None:
             self.routes["/metrics"] = {"GET": Service.metrics_text}
@@ -236,6 +243,13 @@ class Service:
         manifest = msgspec.to_builtins(predictor.manifest)
         manifest["features"] = public_features(predictor.manifest.features)
         return Response(200, _encode(manifest), JSON, _version_header(predictor))
+
+    def report(self, request: Request) -> Response:
+        """The loaded model's training report (report.html): data, pipeline, metrics, plots."""
+        predictor = self.predictor()
+        body = self.source.read_artifact(REPORT_FILE)
+        headers = {**_version_header(predictor), "content-security-policy": _REPORT_POLICY}
+        return Response(200, body, "text/html; charset=utf-8", headers)
 
     def metrics_text(self, request: Request) -> Response:
         """Request, latency, prediction and model metrics in the Prometheus text format."""
