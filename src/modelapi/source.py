@@ -37,6 +37,7 @@ class ModelSource:
         self._checked_at = 0.0
         self._origin: tuple[str, int] | None = None
         self._artifact: tuple[str, str, bytes] | None = None
+        self._origin_store: ModelStore | None = None
 
     @classmethod
     def of(cls, predictor: Predictor) -> ModelSource:
@@ -88,6 +89,7 @@ class ModelSource:
     def _load(self, located: tuple[ModelStore, int] | None) -> bool:
         with self._lock:
             try:
+                origin_store: ModelStore | None = None
                 if self.ref.path is not None:
                     bundle = read_bundle(self.ref.path, serving_only=True)
                     origin = (self.ref.path, bundle.manifest.version)
@@ -95,12 +97,14 @@ class ModelSource:
                     store, version = located or locate(self.ref, self._open_store())
                     bundle = store.read(self.ref.name, version, serving_only=True)
                     origin = (store.uri, version)
+                    origin_store = store
                 predictor = Predictor(bundle)
             except Exception as exc:  # boto3/OS faults arrive as many types; the reason is logged.
                 self._fail(exc)
                 return False
             self._swap(predictor)
             self._origin = origin
+            self._origin_store = origin_store
             return True
 
     def read_artifact(self, name: str) -> bytes:
@@ -123,7 +127,8 @@ class ModelSource:
             if self.ref.path is not None:
                 bundle = read_bundle(self.ref.path)
             else:
-                bundle = self._open_store().read(manifest.name, manifest.version)
+                store = self._origin_store or self._open_store()
+                bundle = store.read(manifest.name, manifest.version)
         except Exception as exc:  # boto3/OS faults arrive as many types; the reason is logged.
             logger.warning("%s of %s could not be read: %s", name, predictor.model_id, exc)
             raise ModelUnavailable(

@@ -53,10 +53,24 @@ _DATE_WORDS = (
 
 
 def example_row(features: Sequence[Feature]) -> dict[str, object]:
-    """An example request body: the Pima example for its model, else mid-range values."""
+    """An example request body: the Pima example for its model, else mid-range values.
+
+    A category whose training categories are too many to publish is shown as other text
+    where the model answers it, as null where it answers missing values, and else left out
+    (the caller knows their own values; the example must not show one).
+    """
     if {f.key for f in features} == set(_PIMA_EXAMPLE):
         return {f.key: _PIMA_EXAMPLE[f.key] for f in features}
-    return {f.key: _example_value(f) for f in features}
+    example: dict[str, object] = {}
+    for feature in features:
+        if feature.type == "category" and listed_categories(feature) is None:
+            if feature.accepts_unknown:
+                example[feature.key] = "other"
+            elif feature.accepts_missing:
+                example[feature.key] = None
+            continue
+        example[feature.key] = _example_value(feature)
+    return example
 
 
 def _example_value(feature: Feature) -> object:
@@ -199,11 +213,13 @@ def csv_example(features: Sequence[Feature]) -> str:
     """An example CSV body: the JSON names as header, then the example row."""
     example = example_row(features)
     header = ",".join(f.key for f in features) + "\n"
-    cells = [_csv_cell(example[f.key]) for f in features]
+    cells = [_csv_cell(example.get(f.key, "")) for f in features]
     return header + ",".join(cells) + "\n"
 
 
 def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
     text = str(value).lower() if isinstance(value, bool) else str(value)
     if any(c in text for c in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'

@@ -125,7 +125,8 @@ function showProblem(body) {
 
 document.getElementById("example").addEventListener("click", () => {
   for (const feature of config.features) {
-    form.elements[feature.key].value = String(config.example[feature.key]);
+    const value = config.example[feature.key];
+    form.elements[feature.key].value = value === undefined || value === null ? "" : String(value);
   }
 });
 
