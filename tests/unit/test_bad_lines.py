@@ -117,9 +117,9 @@ def test_the_refusal_of_a_headerless_file_says_how_to_read_it() -> None:
 def test_answer_columns_step_aside_for_an_input_column_of_the_same_name() -> None:
     answers = ["churn", "probability_no", "probability_yes"]
     assert output_columns(answers, ["Churn", "id"]) == answers
-    assert output_columns(answers, ["churn", "id"]) == [f"predicted_{a}" for a in answers]
-    twice = output_columns(answers, ["churn", "predicted_churn"])
-    assert twice[0] == "predicted_predicted_churn"
+    assert output_columns(answers, ["churn", "id"]) == ["predicted_churn", *answers[1:]]
+    twice = output_columns(answers, ["churn", "predicted_churn", "probability_no"])
+    assert twice == ["predicted_predicted_churn", "predicted_probability_no", answers[2]]
 
 
 def test_booleans_and_dates_are_never_read_by_the_columnar_path() -> None:

@@ -40,15 +40,18 @@ _PREDICTED = "predicted_"
 
 
 def output_columns(answers: Sequence[str], header: Sequence[str]) -> list[str]:
-    """The answer columns as written after `header`: renamed `predicted_<name>` on a clash.
+    """The answer columns as written after `header`: `predicted_<name>` for a name taken.
 
     A file that still holds the target column under the answer's name (`churn` beside the
-    answer `churn`) keeps it, so truth and prediction can be compared; the answers move aside.
+    answer `churn`) keeps it, so truth and prediction can be compared; the answer moves aside.
     """
     taken = set(header)
-    columns = list(answers)
-    while taken.intersection(columns):
-        columns = [_PREDICTED + name for name in columns]
+    columns = []
+    for name in answers:
+        while name in taken:
+            name = _PREDICTED + name
+        taken.add(name)
+        columns.append(name)
     return columns
 
 
