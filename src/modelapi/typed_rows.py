@@ -74,8 +74,11 @@ def typed_decoder(features: Sequence[Feature]) -> msgspec.json.Decoder[object] |
 def typed_rows(decoded: object, booleans: Sequence[int]) -> tuple[list[Row], bool]:
     """The rows of a typed decode, booleans (at those indexes) as 1.0/0.0; whether a batch."""
     is_batch = type(decoded) is list
-    items: list[msgspec.Struct] = decoded if is_batch else [decoded]  # type: ignore[assignment,list-item]
-    rows: list[Row] = [_astuple(item) for item in items]
+    rows: list[Row] = (
+        [_astuple(item) for item in decoded]  # type: ignore[attr-defined]
+        if is_batch
+        else [_astuple(decoded)]  # type: ignore[arg-type]
+    )
     if booleans:
         rows = [_numeric(row, booleans) for row in rows]
     return rows, is_batch
