@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,42 @@ def test_each_error_is_one_line_without_traceback(
     assert "Traceback" not in result.stderr
     assert "secret" not in result.stderr
     assert not (tmp_path / "models").exists()
+
+
+def test_a_fit_that_does_not_converge_is_refitted_scaled_and_says_why(tmp_path: Path) -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    data = tmp_path / "cancer.csv"
+    load_breast_cancer(as_frame=True).frame.to_csv(data, index=False)
+    result = run("train", str(data), "--store", str(tmp_path / "models"))
+    assert result.returncode == 0, result.stderr
+    # scikit-learn's whole warning, its advice included, on one line; then what was done.
+    warning = next(line for line in result.stderr.splitlines() if "lbfgs failed" in line)
+    assert "Increase the number of iterations" in warning
+    assert "scale the data" in warning
+    assert "fitted again with them scaled (StandardScaler)" in result.stderr
+    assert "pipeline: numeric (30): StandardScaler(); model: LogisticRegression" in result.stdout
+    raw = run("train", str(data), "--scale", "never", "--store", str(tmp_path / "models"))
+    assert raw.returncode == 0, raw.stderr
+    assert "pipeline: numeric (30): passthrough (unchanged)" in raw.stdout
+    assert "fitted again" not in raw.stderr
+
+
+def test_ignore_and_feature_override_the_roles(pima_csv: Path, tmp_path: Path) -> None:
+    result = run(
+        "train",
+        str(pima_csv),
+        "--ignore",
+        "Insulin",
+        "--feature",
+        "pregnancies:category",
+        "--store",
+        str(tmp_path / "models"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"\nInsulin +ignored .* dropped: --ignore\n", result.stdout)
+    assert re.search(r"\nPregnancies +category +768 +0 +17 categories\n", result.stdout)
+    features = read_bundle(tmp_path / "models" / "pima" / "1").manifest.features
+    assert [f.key for f in features][:2] == ["pregnancies", "glucose"]
+    assert "insulin" not in [f.key for f in features]
+    assert features[0].type == "category"
