@@ -54,6 +54,7 @@ Row = Sequence[Value]
 # Training values of a category are listed (in errors, /model, /openapi.json, the form) only
 # up to this many: a longer list is as good as publishing the training data (ids, names).
 MAX_LISTED_CATEGORIES = 20
+_astuple = msgspec.structs.astuple
 _MAX_NAME_CHARS = 64
 # The names of ignored fields kept per request: enough to show a typo, never a whole body.
 _MAX_IGNORED_KEPT = 5
@@ -202,7 +203,12 @@ class FeatureTable:
 
     def rows_of(self, decoded: object) -> tuple[list[Row], bool]:
         """The rows of what decode_valid returned, and whether it was a batch."""
-        return typed_rows(decoded, self._booleans)
+        if self._booleans:
+            return typed_rows(decoded, self._booleans)
+        # The usual model (no boolean feature): no conversion, so no call beyond astuple.
+        if type(decoded) is list:
+            return [_astuple(item) for item in decoded], True
+        return [_astuple(decoded)], False  # type: ignore[arg-type]
 
     def feature_named(self, name: str) -> Feature | None:
         """The feature whose JSON key (or else CSV name) is `name`, if any."""

@@ -265,12 +265,10 @@ class Service:
         if kind not in _KNOWN_TYPES:
             raise UnsupportedMediaType("content-type", "must be application/json or text/csv")
         predictor = self.predictor()
-        forbid_extra = self.settings.extra_fields == "forbid"
-        ignored: IgnoredFields | None = None
         if kind in _CSV_TYPES:
             ignored = IgnoredFields()
             rows = predictor.features.parse_csv(
-                request.body, max_rows, ignored=ignored, forbid_extra=forbid_extra
+                request.body, max_rows, ignored=ignored, forbid_extra=self._forbid_extra()
             )
             predictions = predictor.predict(rows)
             self._count(predictions)
@@ -284,6 +282,7 @@ class Service:
         if decoded is not None:
             _check_row_count(decoded, max_rows)
             rows, is_batch = predictor.features.rows_of(decoded)
+            headers = _version_header(predictor)
         else:
             try:
                 payload = _decode(request.body)
@@ -293,13 +292,17 @@ class Service:
             _check_row_count(payload, max_rows)
             ignored = IgnoredFields()
             rows, is_batch = predictor.features.parse_rows(
-                payload, ignored=ignored, forbid_extra=forbid_extra
+                payload, ignored=ignored, forbid_extra=self._forbid_extra()
             )
+            headers = _answer_headers(predictor, ignored)
         predictions = predictor.predict(rows)
         self._count(predictions)
         answers = predictor.answers
         body = answers.many(predictions) if is_batch else answers.one(predictions[0])
-        return Response(200, body, JSON, _answer_headers(predictor, ignored))
+        return Response(200, body, JSON, headers)
+
+    def _forbid_extra(self) -> bool:
+        return self.settings.extra_fields == "forbid"
 
     def predictor(self) -> Predictor:
         """The current predictor; raise ModelUnavailable (after one load try if enabled)."""
@@ -372,9 +375,9 @@ IGNORED_FIELDS_HEADER = "x-ignored-fields"
 _IGNORED_NAME_CHARS = 40
 
 
-def _answer_headers(predictor: Predictor, ignored: IgnoredFields | None) -> dict[str, str]:
+def _answer_headers(predictor: Predictor, ignored: IgnoredFields) -> dict[str, str]:
     headers = _version_header(predictor)
-    if ignored is not None and ignored.names:
+    if ignored.names:
         headers[IGNORED_FIELDS_HEADER] = ignored_fields_value(ignored)
     return headers
 
