@@ -148,8 +148,9 @@ def equals(expected: object) -> Expect:
     return expect
 
 
-def predicted(*rows: tuple[float, ...], batch: bool = False) -> Expect:
-    """The body answers these rows as the built-in model does, with the version header."""
+def predicted(*rows: tuple[float, ...], batch: bool = False, ignored: str | None = None) -> Expect:
+    """The body answers these rows as the built-in model does, with the version header
+    (and the X-Ignored-Fields header exactly when `ignored` names fields)."""
     predictor = _predictor()
     answers = [answer(predictor, p) for p in predictor.predict([list(r) for r in rows])]
     expected: object = answers if batch else answers[0]
@@ -159,6 +160,7 @@ def predicted(*rows: tuple[float, ...], batch: bool = False) -> Expect:
         assert _json(body) == expected
         assert headers.get("content-type") == "application/json"
         assert headers.get("x-model-version") == "diabetes:1"
+        assert headers.get("x-ignored-fields") == ignored
 
     return expect
 
@@ -183,6 +185,16 @@ def error(code: str, *fields: str, header: tuple[str, str] | None = None) -> Exp
         assert b"Traceback" not in body
         if header is not None:
             assert headers.get(header[0]) == header[1], headers
+
+    return expect
+
+
+def _csv_answer_ignoring(ignored: str) -> Expect:
+    """The CSV answer to the example and contract rows, naming the ignored columns."""
+
+    def expect(answer_: Answer) -> None:
+        _csv_answer(answer_)
+        assert answer_[1].get("x-ignored-fields") == ignored
 
     return expect
 
@@ -263,6 +275,11 @@ _CSV_BODY = (
     + "\n"
     + ",".join(map(str, CONTRACT_ROW))
     + "\n"
+).encode()
+_CSV_WITH_EXTRAS = (
+    "id," + ",".join(COLUMNS) + ",Outcome\n"
+    f"a,{','.join(map(str, EXAMPLE_ROW))},0\n"
+    f"b,{','.join(map(str, CONTRACT_ROW))},1\n"
 ).encode()
 _STRINGS = body({k: str(v) for k, v in obj().items()})
 _MAX_ROWS = 5
@@ -544,13 +561,31 @@ DEFAULT_CASES: tuple[Case, ...] = (
         error("invalid_input", "glucose", "age"),
         _without("glucose", "age"),
     ),
+    # Extra fields are ignored (as pydantic and FastAPI do) and named in a header, never echoed.
     Case(
-        "invalid-unknown-field",
+        "extra-field-ignored",
         "POST",
         _P,
-        422,
-        error("invalid_input", "colour"),
+        200,
+        predicted(EXAMPLE_ROW, ignored="colour"),
         _with(colour=MARKER),
+    ),
+    Case(
+        "extra-target-and-id-ignored",
+        "POST",
+        _P,
+        200,
+        predicted(EXAMPLE_ROW, CONTRACT_ROW, batch=True, ignored="Outcome, id"),
+        body([_dict(Outcome=1, id="a"), {**obj(CONTRACT_ROW), "id": "b"}]),
+    ),
+    Case(
+        "extra-csv-columns-ignored",
+        "POST",
+        _P,
+        200,
+        _csv_answer_ignoring("id, Outcome"),
+        _CSV_WITH_EXTRAS,
+        {"content-type": CSV},
     ),
     Case(
         "invalid-boolean", "POST", _P, 422, error("invalid_input", "glucose"), _with(glucose=True)
@@ -617,7 +652,7 @@ DEFAULT_CASES: tuple[Case, ...] = (
         "POST",
         _P,
         422,
-        error("invalid_input", "glucose", "age", "bmi", "colour"),
+        error("invalid_input", "glucose", "age", "bmi"),
         body(
             {
                 **{k: v for k, v in obj().items() if k != "glucose"},
@@ -678,14 +713,6 @@ DEFAULT_CASES: tuple[Case, ...] = (
         error("invalid_input", "[0]"),
         (",".join(COLUMNS) + "\n1,2\n").encode(),
         {"content-type": CSV},
-    ),
-    Case(
-        "invalid-details-capped",
-        "POST",
-        _P,
-        422,
-        _capped_details(_N_UNKNOWN),
-        body({**obj(), **{f"k{i:03}": 1 for i in range(_N_UNKNOWN)}}),
     ),
     Case(
         "v2-output-twice",
@@ -859,6 +886,45 @@ ANSWER_CAP_CASES: tuple[Case, ...] = (
     ),
 )
 
+# MODELAPI_EXTRA_FIELDS=forbid: a field or column that is not a feature is a 422 again.
+FORBID_EXTRA_CASES: tuple[Case, ...] = (
+    Case(
+        "invalid-unknown-field",
+        "POST",
+        _P,
+        422,
+        error("invalid_input", "colour"),
+        _with(colour=MARKER),
+    ),
+    Case(
+        "invalid-unknown-fields-in-a-batch",
+        "POST",
+        _P,
+        422,
+        error("invalid_input", "[0].Outcome", "[1].id"),
+        body([_dict(Outcome=1), {**obj(CONTRACT_ROW), "id": MARKER}]),
+    ),
+    Case(
+        "invalid-extra-csv-columns",
+        "POST",
+        _P,
+        422,
+        error("invalid_input", "header", "header"),
+        _CSV_WITH_EXTRAS,
+        {"content-type": CSV},
+    ),
+    Case("features-only", "POST", _P, 200, predicted(EXAMPLE_ROW), PIMA_EXAMPLE),
+    # 150 unknown fields: the first 100 are named, then one detail counts the rest.
+    Case(
+        "invalid-details-capped",
+        "POST",
+        _P,
+        422,
+        _capped_details(_N_UNKNOWN),
+        body({**obj(), **{f"k{i:03}": 1 for i in range(_N_UNKNOWN)}}),
+    ),
+)
+
 _LIMITS = {"max_body_bytes": _MAX_BODY, "max_batch_rows": _MAX_ROWS}
 
 SETUPS: tuple[Setup, ...] = (
@@ -875,4 +941,5 @@ SETUPS: tuple[Setup, ...] = (
         {"max_body_bytes": _MAX_BODY, "max_answer_bytes": _ANSWER_CAP},
         ANSWER_CAP_CASES,
     ),
+    Setup("forbid-extra", {**_LIMITS, "extra_fields": "forbid"}, FORBID_EXTRA_CASES),
 )

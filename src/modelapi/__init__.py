@@ -87,16 +87,34 @@ def train(
     drop_missing: bool = False,
     params: Mapping[str, object] | None = None,
     store: str | None = "./models",
+    ignore: Sequence[str] = (),
+    feature_types: Mapping[str, str] | None = None,
+    columns: Sequence[str] | None = None,
+    scale: Literal["auto", "always", "never"] = "auto",
 ) -> TrainResult:
     """Train on a DataFrame or a CSV path/URL as `modelapi train` does; store it unless store=None.
 
     Raises DataError for unusable data and TrainingError when an export disagrees with
     scikit-learn. `params` are passed to the estimator (e.g. {"n_estimators": 50}).
+    `ignore`, `feature_types` ({"zip": "category"}), `columns` (names for a CSV without a
+    header) and `scale` are `--ignore`, `--feature`, `--columns` and `--scale`.
     """
     from modelapi.training.data import load_dataset
+    from modelapi.training.roles import parse_feature_option
     from modelapi.training.workflow import train as train_dataset
 
-    dataset = load_dataset(data, target=target, task=task, drop_missing=drop_missing)
+    dataset = load_dataset(
+        data,
+        target=target,
+        task=task,
+        drop_missing=drop_missing,
+        ignore=ignore,
+        feature_types=dict(
+            parse_feature_option(f"{column}:{kind}")
+            for column, kind in (feature_types or {}).items()
+        ),
+        columns=columns,
+    )
     result = train_dataset(
         dataset,
         model=model,
@@ -104,6 +122,7 @@ def train(
         random_state=random_state,
         name=name,
         params=params,
+        scale=scale,
     )
     return result if store is None else result.store(store)
 

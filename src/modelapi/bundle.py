@@ -29,6 +29,7 @@ from modelapi.schema import Feature, Target
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
+    "REPORT_FILE",
     "Artifact",
     "Bundle",
     "DataInfo",
@@ -47,6 +48,8 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+# The training report every trained version carries (served at /model/report).
+REPORT_FILE = "report.html"
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 Label = int | float | str

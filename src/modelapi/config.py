@@ -45,6 +45,9 @@ class Settings(msgspec.Struct, frozen=True):
     keep_alive_timeout_s: float = 5.0
     max_connections: int = 1024
     max_pipelined_requests: int = 32
+    # "ignore": a request field or CSV column that is not a feature is ignored (and named in
+    # the X-Ignored-Fields header), as pydantic and FastAPI do; "forbid": refused with a 422.
+    extra_fields: str = "ignore"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -128,6 +131,13 @@ def _log_level(name: str, raw: str) -> str:
     return lowered
 
 
+def _extra_fields(name: str, raw: str) -> str:
+    lowered = raw.strip().lower()
+    if lowered not in {"ignore", "forbid"}:
+        raise ConfigError(f"{name} must be ignore or forbid")
+    return lowered
+
+
 _PARSERS: dict[str, Callable[[str, str], object]] = {
     "model": _text,
     "store": _text,
@@ -150,4 +160,5 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "keep_alive_timeout_s": _ranged(float, 0.1, 3600, "a number of seconds in 0.1-3600"),
     "max_connections": _ranged(int, 1, 1_000_000, "an integer in 1-1000000"),
     "max_pipelined_requests": _ranged(int, 1, 10_000, "an integer in 1-10000"),
+    "extra_fields": _extra_fields,
 }

@@ -236,7 +236,11 @@ ANSWERS: dict[type[ModelapiError], ErrorAnswer] = {
         "must be application/json or text/csv",
     ),
     InvalidInput: ErrorAnswer(
-        "invalid_input", 422, "Fields are missing, unknown or invalid.", "body", "is required"
+        "invalid_input",
+        422,
+        "Fields are missing or invalid.",
+        "body",
+        "must be a JSON object or an array of JSON objects",
     ),
     Unauthorized: ErrorAnswer(
         "unauthorized",

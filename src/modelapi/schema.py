@@ -11,21 +11,35 @@ the Lambda handler and the CLI refuse exactly the same input with exactly the sa
 
 import math
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 
-from modelapi.errors import FieldError, InvalidInput, MalformedBody, PayloadTooLarge
+from modelapi.errors import FieldError, InvalidInput
+from modelapi.typed_rows import typed_decoder, typed_field, typed_rows
+from modelapi.values import (
+    DATE_REASON,
+    MISSING_CELLS,
+    NUMERIC_TEXT,
+    boolean_value,
+    datetime_days,
+)
 
 __all__ = [
+    "MAX_LISTED_CATEGORIES",
+    "Columns",
     "Feature",
     "FeatureTable",
     "FeatureType",
+    "IgnoredFields",
     "Row",
     "Target",
     "Value",
+    "category_reason",
+    "listed_categories",
+    "public_features",
+    "shown_name",
     "snake_case",
     "typed_field",
 ]
@@ -37,14 +51,13 @@ FeatureType = Literal["integer", "number", "category", "boolean", "datetime"]
 Value = float | str | None
 Row = Sequence[Value]
 
-# Numeric strings are accepted because the original service cast with int()/float(); float()
-# alone would also take "nan", "inf" and "1_000", which a JSON client never means. The space
-# around is what float() strips: \s less the separators \x1c-\x1f, which float() refuses.
-_NUMERIC_TEXT = re.compile(
-    r"[^\S\x1c-\x1f]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[^\S\x1c-\x1f]*"
-)
+# Training values of a category are listed (in errors, /model, /openapi.json, the form) only
+# up to this many: a longer list is as good as publishing the training data (ids, names).
+MAX_LISTED_CATEGORIES = 20
+_astuple = msgspec.structs.astuple
 _MAX_NAME_CHARS = 64
-_UNRENAMABLE = re.compile(r'["\\\x00-\x1f]')
+# The names of ignored fields kept per request: enough to show a typo, never a whole body.
+_MAX_IGNORED_KEPT = 5
 
 
 class Feature(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -73,24 +86,91 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def snake_case(column: str) -> str:
-    """Return the JSON key of a CSV column: `BloodPressure` -> `blood_pressure`."""
+    """Return the JSON key of a CSV column: `BloodPressure` -> `blood_pressure`.
+
+    Case changes and every run of characters other than letters and digits (any script)
+    become one `_`; the result is lower case, `f_` in front when it starts with a digit, and
+    `feature` when nothing is left: `Support Calls (last 90d)!` -> `support_calls_last_90d`.
+    """
     text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", column.strip())
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
-    text = re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
+    text = re.sub(r"[\W_]+", "_", text).strip("_").lower()
     if not text:
         return "feature"
     return f"f_{text}" if text[0].isdigit() else text
 
 
-def _shown(name: str) -> str:
+def shown_name(name: str) -> str:
     """A client-sent key, cut short so an error can never carry a long payload back."""
     return name if len(name) <= _MAX_NAME_CHARS else name[:_MAX_NAME_CHARS] + "..."
 
 
-class FeatureTable:
-    """The ordered features of a model and the validation of rows against them."""
+def listed_categories(feature: Feature) -> tuple[str, ...] | None:
+    """The training categories that may be shown to callers: all of a few, none of many."""
+    categories = feature.categories
+    if categories is None or len(categories) > MAX_LISTED_CATEGORIES:
+        return None
+    return categories
 
-    __slots__ = ("_by_name", "_decoder", "_fast_keys", "features", "keys")
+
+def category_reason(feature: Feature) -> str:
+    """Why a value of a category feature is refused, listing its categories only when few."""
+    if feature.accepts_unknown:
+        return "must be text"
+    listed = listed_categories(feature)
+    if listed is not None:
+        return f"must be one of the training categories: {', '.join(listed)}"
+    return f"must be one of the {len(feature.categories or ())} training categories"
+
+
+def public_features(features: Iterable[Feature]) -> list[dict[str, object]]:
+    """The features as `/model` shows them: `n_categories` always, the list only when short."""
+    shown: list[dict[str, object]] = []
+    for feature in features:
+        item: dict[str, object] = msgspec.to_builtins(feature)
+        if feature.categories is not None:
+            item["n_categories"] = len(feature.categories)
+            if listed_categories(feature) is None:
+                del item["categories"]
+        shown.append(item)
+    return shown
+
+
+class IgnoredFields:
+    """The fields a request sent that are not features: the first few names, and if more."""
+
+    __slots__ = ("more", "names")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.more = False
+
+    def add(self, name: str) -> None:
+        """Note one ignored field name (cut short)."""
+        name = shown_name(name)
+        if name in self.names:
+            return
+        if len(self.names) < _MAX_IGNORED_KEPT:
+            self.names.append(name)
+        else:
+            self.more = True
+
+
+class Columns(NamedTuple):
+    """Where a CSV header holds each feature (in feature order), and the columns ignored."""
+
+    positions: list[int]
+    ignored: list[str]
+
+
+class FeatureTable:
+    """The ordered features of a model and the validation of rows against them.
+
+    A field (JSON) or column (CSV) that is not a feature is ignored, as pydantic and FastAPI
+    ignore extra fields, and noted in `ignored` when one is given; `forbid_extra` refuses it.
+    """
+
+    __slots__ = ("_booleans", "_by_name", "_decoder", "_fast_keys", "features", "keys")
 
     def __init__(self, features: Iterable[Feature]) -> None:
         self.features: tuple[Feature, ...] = tuple(features)
@@ -100,16 +180,18 @@ class FeatureTable:
             self._by_name[feature.key] = feature
             self._by_name.setdefault(feature.column, feature)
         self._fast_keys = frozenset(self.keys)
-        self._decoder: msgspec.json.Decoder[object] | None = _typed_decoder(self.features)
+        self._booleans = tuple(i for i, f in enumerate(self.features) if f.type == "boolean")
+        self._decoder: msgspec.json.Decoder[object] | None = typed_decoder(self.features)
 
     def decode_valid(self, body: bytes) -> object | None:
         """Decode a JSON body of valid rows in one typed pass; None when it needs parse_rows.
 
         Accepts only bodies that `parse_rows(json.decode(body))` accepts, with the same rows
-        (JSON numbers, finite, whole for integer features; training categories; JSON keys
-        only); for anything else, including every error, it returns None so that parse_rows
-        names the problems. A typed row holds feature i as its field `typed_field(i)`: a float
-        for a numeric feature (whole for an integer one), the category text for a category.
+        (JSON numbers, finite, whole for integer features; JSON booleans for boolean ones;
+        training categories, or any text where unknown ones are answered; null or absent
+        where missing values are; JSON keys only, no extra field); for anything else,
+        including every error, it returns None so that parse_rows names the problems. A
+        typed row holds feature i as its field `typed_field(i)`; `rows_of` gives the rows.
         """
         if self._decoder is None:
             return None
@@ -121,79 +203,91 @@ class FeatureTable:
 
     def rows_of(self, decoded: object) -> tuple[list[Row], bool]:
         """The rows of what decode_valid returned, and whether it was a batch."""
+        if self._booleans:
+            return typed_rows(decoded, self._booleans)
+        # The usual model (no boolean feature): no conversion, so no call beyond astuple.
         if type(decoded) is list:
             return [_astuple(item) for item in decoded], True
         return [_astuple(decoded)], False  # type: ignore[arg-type]
 
-    def parse_object(self, payload: object, where: str = "") -> Row:
+    def feature_named(self, name: str) -> Feature | None:
+        """The feature whose JSON key (or else CSV name) is `name`, if any."""
+        return self._by_name.get(name)
+
+    def parse_object(
+        self,
+        payload: object,
+        where: str = "",
+        *,
+        ignored: IgnoredFields | None = None,
+        forbid_extra: bool = False,
+    ) -> Row:
         """Validate one JSON object; raise InvalidInput naming every bad field."""
         errors: list[FieldError] = []
-        row = self._parse(payload, where, errors)
+        row = self._parse(payload, where, errors, ignored, forbid_extra)
         if errors:
             raise InvalidInput.of(errors)
         return row
 
-    def parse_rows(self, payload: object) -> tuple[list[Row], bool]:
+    def parse_rows(
+        self,
+        payload: object,
+        *,
+        ignored: IgnoredFields | None = None,
+        forbid_extra: bool = False,
+    ) -> tuple[list[Row], bool]:
         """Validate an object or an array of objects; return the rows and whether it was a batch."""
         if isinstance(payload, dict):
-            return [self.parse_object(payload)], False
+            return [self.parse_object(payload, ignored=ignored, forbid_extra=forbid_extra)], False
         if not isinstance(payload, list):
             raise InvalidInput("body", "must be a JSON object or an array of JSON objects")
         errors: list[FieldError] = []
-        rows = [self._parse(item, f"[{index}].", errors) for index, item in enumerate(payload)]
+        rows = [
+            self._parse(item, f"[{index}].", errors, ignored, forbid_extra)
+            for index, item in enumerate(payload)
+        ]
         if errors:
             raise InvalidInput.of(errors)
         return rows, True
 
     def parse_record(self, record: Mapping[str, str], where: str, errors: list[FieldError]) -> Row:
-        """Validate one CSV record (all values text); append problems to `errors`."""
-        return self._parse(dict(record), where, errors)
+        """Validate one CSV record (feature name -> cell text); append problems to `errors`.
 
-    def parse_csv(self, body: bytes, max_rows: int) -> list[Row]:
-        """Validate a CSV body (header row + rows); raise InvalidInput naming every bad cell."""
-        # Imported here: a JSON body, the usual one, never needs them (cold start).
-        import csv
-        import io
+        A cell that pandas.read_csv reads as missing (empty, `NA`, ...) is a missing value.
+        """
+        cells = {name: None if text in MISSING_CELLS else text for name, text in record.items()}
+        return self._parse(cells, where, errors, None, False)
 
-        try:
-            text = body.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise MalformedBody("body", "is not UTF-8 text") from None
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise MalformedBody("body", "must start with a header row naming the features")
-            records = list(reader)
-        except csv.Error:
-            raise MalformedBody("body", "is not valid CSV") from None
-        records = [r for r in records if r]
-        if len(records) > max_rows:
-            raise PayloadTooLarge("body", f"must hold at most {max_rows} rows")
-        # Checked once for the header, so a body without rows is refused too, not answered empty.
-        named = set(header)
-        errors: list[FieldError] = [
-            FieldError("header", f"has no column {f.column} ({f.key})")
-            for f in self.features
-            if f.key not in named and f.column not in named
-        ]
-        if errors:
-            raise InvalidInput.of(errors)
-        rows: list[Row] = []
-        for index, record in enumerate(records):
-            if len(record) != len(header):
-                errors.append(
-                    FieldError(f"[{index}]", f"has {len(record)} values for {len(header)} columns")
-                )
-                continue
-            rows.append(
-                self.parse_record(dict(zip(header, record, strict=True)), f"[{index}].", errors)
-            )
-        if errors:
-            raise InvalidInput.of(errors)
-        return rows
+    def columns(
+        self, header: Sequence[str], *, forbid_extra: bool = False, fix: str = ""
+    ) -> Columns:
+        """Find each feature in a CSV header: `modelapi.csv_rows.header_columns`."""
+        from modelapi.csv_rows import header_columns
 
-    def _parse(self, payload: object, where: str, errors: list[FieldError]) -> Row:
+        return header_columns(self, header, forbid_extra=forbid_extra, fix=fix)
+
+    def parse_csv(
+        self,
+        body: bytes,
+        max_rows: int,
+        *,
+        ignored: IgnoredFields | None = None,
+        forbid_extra: bool = False,
+    ) -> list[Row]:
+        """Validate a CSV body (header row + rows): `modelapi.csv_rows.parse_csv`."""
+        # Imported here: a JSON body, the usual one, never needs CSV (cold start).
+        from modelapi.csv_rows import parse_csv
+
+        return parse_csv(self, body, max_rows, ignored=ignored, forbid_extra=forbid_extra)
+
+    def _parse(
+        self,
+        payload: object,
+        where: str,
+        errors: list[FieldError],
+        ignored: IgnoredFields | None,
+        forbid_extra: bool,
+    ) -> Row:
         if not isinstance(payload, dict):
             errors.append(FieldError(where.rstrip(".") or "body", "must be a JSON object"))
             return []
@@ -202,18 +296,26 @@ class FeatureTable:
                 _convert(feature, payload[feature.key], where + feature.key, errors)
                 for feature in self.features
             ]
-        return self._parse_slow(payload, where, errors)
+        return self._parse_slow(payload, where, errors, ignored, forbid_extra)
 
     def _parse_slow(
-        self, payload: dict[object, object], where: str, errors: list[FieldError]
+        self,
+        payload: dict[object, object],
+        where: str,
+        errors: list[FieldError],
+        ignored: IgnoredFields | None,
+        forbid_extra: bool,
     ) -> Row:
         given: dict[str, tuple[str, object]] = {}
         for name, value in payload.items():
             feature = self._by_name.get(name) if isinstance(name, str) else None
             if feature is None:
-                errors.append(
-                    FieldError(where + _shown(str(name)), "is not a feature of this model")
-                )
+                if forbid_extra:
+                    errors.append(
+                        FieldError(where + shown_name(str(name)), "is not a feature of this model")
+                    )
+                elif ignored is not None:
+                    ignored.add(str(name))
             elif feature.key in given:
                 errors.append(
                     FieldError(
@@ -226,65 +328,40 @@ class FeatureTable:
         row: list[Value] = []
         for feature in self.features:
             found = given.get(feature.key)
-            if found is None:
-                errors.append(FieldError(where + feature.key, "is required"))
-                row.append(0.0)
-            else:
-                row.append(_convert(feature, found[1], where + feature.key, errors))
+            row.append(
+                _convert(feature, None if found is None else found[1], where + feature.key, errors)
+            )
         return row
 
 
-_astuple = msgspec.structs.astuple
-# JSON numbers too large for a float decode as infinity; these bounds send them to parse_rows.
-_FiniteFloat = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
-# msgspec checks multiple_of=1 in C with fmod: exactly float.is_integer for a finite float.
-_WholeFloat = Annotated[
-    float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max, multiple_of=1)
-]
-
-
-def typed_field(index: int) -> str:
-    """The name of feature `index`'s field in the rows `FeatureTable.decode_valid` returns."""
-    return f"f{index}"
-
-
-def _typed_decoder(features: Sequence[Feature]) -> msgspec.json.Decoder[object] | None:
-    """A decoder for an object or array of objects holding exactly the features, validly."""
-    # msgspec cannot rename a field to a key holding a quote, a backslash or a control
-    # character; such keys are read by parse_rows alone.
-    if any(_UNRENAMABLE.search(feature.key) for feature in features):
-        return None
-    fields: list[tuple[str, object]] = []
-    for index, feature in enumerate(features):
-        if feature.type == "number":
-            fields.append((typed_field(index), _FiniteFloat))
-        elif feature.type == "integer":
-            fields.append((typed_field(index), _WholeFloat))
-        elif feature.categories:
-            fields.append((typed_field(index), Literal[feature.categories]))
-        else:
-            return None
-    # Field names are positional and renamed to the JSON keys, so any key is a valid field.
-    rename = {typed_field(i): feature.key for i, feature in enumerate(features)}
-    row = msgspec.defstruct("TypedRow", fields, rename=rename, forbid_unknown_fields=True, gc=False)
-    return msgspec.json.Decoder(row | list[row])  # type: ignore[valid-type]
-
-
 def _convert(feature: Feature, value: object, field: str, errors: list[FieldError]) -> Value:
+    if value is None:
+        if not feature.accepts_missing:
+            errors.append(FieldError(field, "is missing"))
+        return None
     kind = type(value)
     if feature.type == "category":
-        if (
-            isinstance(value, str)
-            and feature.categories is not None
-            and value in feature.categories
+        if isinstance(value, str) and (
+            feature.accepts_unknown or value in (feature.categories or ())
         ):
             return value
-        shown = ", ".join(feature.categories or ())
-        errors.append(FieldError(field, f"must be one of the training categories: {shown}"))
+        errors.append(FieldError(field, category_reason(feature)))
         return ""
+    if feature.type == "boolean":
+        flag = boolean_value(value)
+        if flag is None:
+            errors.append(FieldError(field, "must be true or false (or 1, 0, yes, no)"))
+            return 0.0
+        return flag
+    if feature.type == "datetime":
+        days = datetime_days(value) if isinstance(value, str) else None
+        if days is None:
+            errors.append(FieldError(field, DATE_REASON))
+            return 0.0
+        return days
     if kind is int or kind is float:
         number = value
-    elif isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value):
+    elif isinstance(value, str) and NUMERIC_TEXT.fullmatch(value):
         number = float(value)
     elif kind is bool:
         errors.append(FieldError(field, "must be a number, not a boolean"))

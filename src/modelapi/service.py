@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from modelapi.bundle import REPORT_FILE
 from modelapi.config import Settings
 from modelapi.errors import (
     INTERNAL_ERROR,
@@ -34,9 +35,11 @@ from modelapi.formats import Prediction
 from modelapi.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from modelapi.metrics import Metrics
 from modelapi.predictor import Predictor
+from modelapi.schema import IgnoredFields, public_features
 from modelapi.source import ModelSource
 
 __all__ = [
+    "IGNORED_FIELDS_HEADER",
     "INTERNAL_ERROR_RESPONSE",
     "MAX_ERROR_DETAILS",
     "OPEN_PATHS",
@@ -45,6 +48,7 @@ __all__ = [
     "Response",
     "Service",
     "error_response",
+    "ignored_fields_value",
     "json_response",
     "media_type",
 ]
@@ -52,6 +56,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+# The report is a static page: its inline style and images, nothing else, no script.
+_REPORT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none';"
+    " form-action 'none'; frame-ancestors 'none'"
+)
 # Bodies the predict route reads as JSON. curl -d sends form-urlencoded by default, and the
 # original service's clients rely on that, so it is read as JSON too.
 _JSON_TYPES = frozenset({"", JSON, "application/x-www-form-urlencoded", "text/plain"})
@@ -153,6 +162,7 @@ class Service:
             "/predict": {"POST": Service.predict},
             "/health": {"GET": Service.health},
             "/model": {"GET": Service.model},
+            "/model/report": {"GET": Service.report},
         }
         if metrics is not None:
             self.routes["/metrics"] = {"GET": Service.metrics_text}
@@ -268,7 +278,17 @@ class Service:
     def model(self, request: Request) -> Response:
         """The loaded model's manifest: features, metrics, checksums."""
         predictor = self.predictor()
-        return Response(200, _encode(predictor.manifest), JSON, _version_header(predictor))
+        # A long category list is training data (names, ids): only its size is published.
+        manifest = msgspec.to_builtins(predictor.manifest)
+        manifest["features"] = public_features(predictor.manifest.features)
+        return Response(200, _encode(manifest), JSON, _version_header(predictor))
+
+    def report(self, request: Request) -> Response:
+        """The loaded model's training report (report.html): data, pipeline, metrics, plots."""
+        predictor = self.predictor()
+        body = self.source.read_artifact(REPORT_FILE)
+        headers = {**_version_header(predictor), "content-security-policy": _REPORT_POLICY}
+        return Response(200, body, "text/html; charset=utf-8", headers)
 
     def metrics_text(self, request: Request) -> Response:
         """Request, latency, prediction and model metrics in the Prometheus text format."""
@@ -285,17 +305,23 @@ class Service:
             raise UnsupportedMediaType("content-type", "must be application/json or text/csv")
         predictor = self.predictor()
         if kind in _CSV_TYPES:
-            rows = predictor.features.parse_csv(request.body, max_rows)
+            ignored = IgnoredFields()
+            rows = predictor.features.parse_csv(
+                request.body, max_rows, ignored=ignored, forbid_extra=self._forbid_extra()
+            )
             predictions = predictor.predict(rows)
             self._count(predictions)
             text = predictor.answers.csv(predictions)
-            return Response(200, text, "text/csv; charset=utf-8", _version_header(predictor))
-        # The typed decode checks a body of valid rows in C; any other body is read again by
-        # parse_rows, which accepts what the original service did and names every bad field.
+            headers = _answer_headers(predictor, ignored)
+            return Response(200, text, "text/csv; charset=utf-8", headers)
+        # The typed decode checks a body of valid rows (and no extra field) in C; any other
+        # body is read again by parse_rows, which accepts what the original service did, notes
+        # the fields it ignores and names every bad one.
         decoded = predictor.features.decode_valid(request.body)
         if decoded is not None:
             _check_row_count(decoded, max_rows)
             rows, is_batch = predictor.features.rows_of(decoded)
+            headers = _version_header(predictor)
         else:
             try:
                 payload = _decode(request.body)
@@ -303,12 +329,19 @@ class Service:
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 raise MalformedBody("body", "is not valid JSON") from None
             _check_row_count(payload, max_rows)
-            rows, is_batch = predictor.features.parse_rows(payload)
+            ignored = IgnoredFields()
+            rows, is_batch = predictor.features.parse_rows(
+                payload, ignored=ignored, forbid_extra=self._forbid_extra()
+            )
+            headers = _answer_headers(predictor, ignored)
         predictions = predictor.predict(rows)
         self._count(predictions)
         answers = predictor.answers
         body = answers.many(predictions) if is_batch else answers.one(predictions[0])
-        return Response(200, body, JSON, _version_header(predictor))
+        return Response(200, body, JSON, headers)
+
+    def _forbid_extra(self) -> bool:
+        return self.settings.extra_fields == "forbid"
 
     def predictor(self) -> Predictor:
         """The current predictor; raise ModelUnavailable (after one load try if enabled)."""
@@ -372,3 +405,32 @@ def _check_row_count(payload: object, max_rows: int) -> None:
 
 def _version_header(predictor: Predictor) -> dict[str, str]:
     return {"x-model-version": predictor.model_id}
+
+
+# ---- X-Ignored-Fields ------------------------------------------------------------------------
+# The fields a request sent that are not features, so that a typo in a key stays visible
+# although the request is answered. Names only (never values), a few, each cut short.
+IGNORED_FIELDS_HEADER = "x-ignored-fields"
+_IGNORED_NAME_CHARS = 40
+
+
+def _answer_headers(predictor: Predictor, ignored: IgnoredFields) -> dict[str, str]:
+    headers = _version_header(predictor)
+    if ignored.names:
+        headers[IGNORED_FIELDS_HEADER] = ignored_fields_value(ignored)
+    return headers
+
+
+def ignored_fields_value(ignored: IgnoredFields) -> str:
+    """The X-Ignored-Fields value: `id, Outcome`, `...` after the last when there were more.
+
+    Each name is cut to 40 characters; a character outside printable ASCII, `%` and `,` are
+    percent-encoded as UTF-8 (as in a URL), so a header can carry any key safely.
+    """
+    from urllib.parse import quote
+
+    names = [
+        quote(name[:_IGNORED_NAME_CHARS], safe=" !\"#$&'()*+-./:;<=>?@[\\]^_`{|}~")
+        for name in ignored.names
+    ]
+    return ", ".join(names) + (", ..." if ignored.more else "")

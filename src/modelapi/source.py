@@ -14,7 +14,7 @@ import threading
 import time
 
 from modelapi.bundle import read_bundle
-from modelapi.errors import ModelapiError, ModelUnavailable
+from modelapi.errors import ModelapiError, ModelUnavailable, NotFound
 from modelapi.predictor import Predictor
 from modelapi.store import ModelRef, ModelStore, locate, open_store, parse_ref
 
@@ -36,6 +36,8 @@ class ModelSource:
         self._lock = threading.Lock()
         self._checked_at = 0.0
         self._origin: tuple[str, int] | None = None
+        self._artifact: tuple[str, str, bytes] | None = None
+        self._origin_store: ModelStore | None = None
 
     @classmethod
     def of(cls, predictor: Predictor) -> ModelSource:
@@ -87,6 +89,7 @@ class ModelSource:
     def _load(self, located: tuple[ModelStore, int] | None) -> bool:
         with self._lock:
             try:
+                origin_store: ModelStore | None = None
                 if self.ref.path is not None:
                     bundle = read_bundle(self.ref.path, serving_only=True)
                     origin = (self.ref.path, bundle.manifest.version)
@@ -94,13 +97,48 @@ class ModelSource:
                     store, version = located or locate(self.ref, self._open_store())
                     bundle = store.read(self.ref.name, version, serving_only=True)
                     origin = (store.uri, version)
+                    origin_store = store
                 predictor = Predictor(bundle)
             except Exception as exc:  # boto3/OS faults arrive as many types; the reason is logged.
                 self._fail(exc)
                 return False
             self._swap(predictor)
             self._origin = origin
+            self._origin_store = origin_store
             return True
+
+    def read_artifact(self, name: str) -> bytes:
+        """Another artifact of the version being served (the report), read and verified.
+
+        Serving loads only the serving artifact; this one is read from the same folder or
+        store on the first call and kept. Raise NotFound when the version has none, or was
+        not loaded from a store; ModelUnavailable when the store cannot be read now.
+        """
+        predictor = self.get()
+        manifest = predictor.manifest
+        entry = manifest.artifacts.get(name)
+        origin = self._origin
+        if entry is None or origin is None:
+            raise NotFound(f"model {predictor.model_id} has no {name} to serve")
+        kept = self._artifact
+        if kept is not None and kept[:2] == (name, entry.sha256):
+            return kept[2]
+        try:
+            if self.ref.path is not None:
+                bundle = read_bundle(self.ref.path)
+            else:
+                store = self._origin_store or self._open_store()
+                bundle = store.read(manifest.name, manifest.version)
+        except Exception as exc:  # boto3/OS faults arrive as many types; the reason is logged.
+            logger.warning("%s of %s could not be read: %s", name, predictor.model_id, exc)
+            raise ModelUnavailable(
+                f"{name} of {predictor.model_id} cannot be read now; try again"
+            ) from None
+        data = bundle.files[name]
+        if bundle.manifest.artifacts.get(name) != entry:
+            raise ModelUnavailable(f"{name} of {predictor.model_id} changed in the store")
+        self._artifact = (name, entry.sha256, data)
+        return data
 
     def refresh_if_due(self) -> None:
         """Refresh when the reload interval has passed since the last check (0 = never)."""

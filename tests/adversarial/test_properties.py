@@ -410,3 +410,64 @@ def test_a_prediction_out_of_range_is_a_422_never_null(
             assert_answers(service, response, None)
         else:
             assert_error(response, 422)
+
+
+# ---- a real table: booleans, dates, a category, extra fields ---------------------------------
+
+_REAL_FEATURES = (
+    Feature(column="Autopay", key="autopay", type="boolean"),
+    Feature(column="Signup", key="signup", type="datetime"),
+    Feature(column="Plan", key="plan", type="category", categories=("basic", "pro")),
+    Feature(column="Support Calls (last 90d)!", key="support_calls_last_90d", type="integer"),
+)
+_REAL_KEYS = [f.key for f in _REAL_FEATURES]
+_real_values = st.one_of(
+    _scalars,
+    st.sampled_from(["True", "no", "YES", "1", "0", "2024-05-31", "2024-05-31T14:30:00+02:00"]),
+    st.sampled_from(["2024-02-30", "1970-01-01t00:00z", "0001-01-01", "9999-12-31T23:59:59.5"]),
+    st.sampled_from(["basic", "pro", "Basic", 1, 0]),
+)
+
+
+@st.composite
+def _real_rows(draw: st.DrawFn) -> dict[str, object]:
+    row: dict[str, object] = {
+        "autopay": True,
+        "signup": "2023-04-05",
+        "plan": "pro",
+        "support_calls_last_90d": 2,
+    }
+    for key in draw(st.lists(st.sampled_from(_REAL_KEYS), max_size=3, unique=True)):
+        row[key] = draw(_real_values)
+    for key in draw(st.lists(st.sampled_from(_REAL_KEYS), max_size=1, unique=True)):
+        del row[key]
+    for _ in range(draw(st.integers(0, 2))):
+        row[draw(st.sampled_from(["customer_id", "churn", "Plan", "Autopay"]) | _names)] = draw(
+            _scalars
+        )
+    return row
+
+
+@pytest.fixture(scope="module")
+def real_service() -> Service:
+    """A service whose model has a boolean, a date, a category and an odd column name."""
+    spec = {
+        "kind": "regression",
+        "intercept": [0.5],
+        "weights": [[-0.7], [1e-4], {"basic": [0.5], "pro": [-0.5]}, [0.3]],
+    }
+    return _service(linear_predictor(spec, _REAL_FEATURES, None, name="real"))
+
+
+@FAST
+@given(payload=_real_rows() | st.lists(_real_rows(), max_size=5))
+def test_a_real_tables_rows_are_answered_exactly_when_the_feature_table_accepts_them(
+    real_service: Service, payload: object
+) -> None:
+    response = _post(real_service, json.dumps(payload).encode())
+    accepted, n_rows = _accepts(real_service, payload)
+    if accepted:
+        assert_answers(real_service, response, n_rows)
+    else:
+        error = assert_error(response, 422)
+        assert MARKER not in msgspec.json.encode(error).decode()

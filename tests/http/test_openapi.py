@@ -211,11 +211,18 @@ def test_huge_numeric_strings_are_outside_the_pattern(app: App) -> None:
     assert math.isinf(float("1e999"))
 
 
-def test_unknown_and_missing_fields_are_outside_the_schema(app: App) -> None:
+def test_missing_fields_are_outside_the_schema_and_extra_ones_as_the_setting_says(
+    app: App, settings: Settings, pima_predictor: Predictor
+) -> None:
     document = document_of(app)
     features = validator(document, document["components"]["schemas"]["Features"])
     row = json.loads(PIMA_EXAMPLE)
-    assert not features.is_valid(row | {"colour": "red"})
+    assert features.is_valid(row | {"colour": "red"}), "extra fields are ignored"
+    with running_app(pima_predictor, settings.replace(extra_fields="forbid")) as strict:
+        forbidding = document_of(strict)
+        assert not validator(forbidding, forbidding["components"]["schemas"]["Features"]).is_valid(
+            row | {"colour": "red"}
+        )
     assert not features.is_valid({k: v for k, v in row.items() if k != "age"})
     assert not features.is_valid(row | {"age": True})
     assert not features.is_valid(row | {"age": 22.5})

@@ -121,6 +121,7 @@ def test_show_prints_the_manifest_as_tables(world: World) -> None:
     for file, entry in manifest.artifacts.items():
         assert re.search(rf"\n  {re.escape(file)} +{entry.size} B +{entry.sha256}\n", out)
     assert "classes     0, 1" in out
+    assert f"report      {Path(world.local) / 'm' / '2' / 'report.html'}" in out
 
 
 def test_show_names_the_aliases_of_the_version(world: World) -> None:

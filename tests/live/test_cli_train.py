@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,13 @@ def test_train_pima_prints_summary_contract_accuracy_and_version(
     lines = result.stdout.splitlines()
     assert "accuracy: 0.7835497835497836" in lines
     assert "stored: diabetes:1 in " + str(store) in lines
+    # The classic pipeline: the raw numbers, then the notebook's estimator.
+    assert (
+        "pipeline: numeric (8): passthrough (unchanged); model: LogisticRegression(max_iter=1000)"
+        in lines
+    )
+    assert f"report: {store}/diabetes/1/report.html" in lines
+    assert (store / "diabetes" / "1" / "report.html").is_file()
     summary_at = next(i for i, line in enumerate(lines) if line.startswith("class balance"))
     assert summary_at < lines.index("accuracy: 0.7835497835497836")
     assert "Glucose" in result.stdout
@@ -125,16 +133,24 @@ ERROR_CASES = {
         "column a is numeric",
     ),
     "missing target": (
-        lambda t, p: ["train", _text(t, "m.csv", "a,b\n1,0\n2,\n3,1\n")],
-        "1 rows have no value",
+        lambda t, p: ["train", _text(t, "m.csv", "a,b\n1,\n2,\n3,\n")],
+        "no row has a value in the target column b",
     ),
     "single class": (
         lambda t, p: ["train", _text(t, "s.csv", "a,b\n1,0\n2,0\n")],
         "single class",
     ),
-    "missing features": (
-        lambda t, p: ["train", _text(t, "f.csv", "a,b\n1,0\n,1\n3,1\n")],
-        "missing feature values",
+    "no header": (
+        lambda t, p: ["train", _text(t, "h.csv", "6,148,72,1\n1,85,66,0\n")],
+        "--columns a,b,c",
+    ),
+    "bad feature type": (
+        lambda t, p: ["train", str(p), "--feature", "Age:years"],
+        "COLUMN:TYPE",
+    ),
+    "unknown ignored column": (
+        lambda t, p: ["train", str(p), "--ignore", "Weight"],
+        "no column Weight",
     ),
     "model for another task": (
         lambda t, p: ["train", str(p), "--model", "ridge"],
@@ -182,3 +198,42 @@ def test_each_error_is_one_line_without_traceback(
     assert "Traceback" not in result.stderr
     assert "secret" not in result.stderr
     assert not (tmp_path / "models").exists()
+
+
+def test_a_fit_that_does_not_converge_is_refitted_scaled_and_says_why(tmp_path: Path) -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    data = tmp_path / "cancer.csv"
+    load_breast_cancer(as_frame=True).frame.to_csv(data, index=False)
+    result = run("train", str(data), "--store", str(tmp_path / "models"))
+    assert result.returncode == 0, result.stderr
+    # scikit-learn's whole warning, its advice included, on one line; then what was done.
+    warning = next(line for line in result.stderr.splitlines() if "lbfgs failed" in line)
+    assert "Increase the number of iterations" in warning
+    assert "scale the data" in warning
+    assert "fitted again with them scaled (StandardScaler)" in result.stderr
+    assert "pipeline: numeric (30): StandardScaler(); model: LogisticRegression" in result.stdout
+    raw = run("train", str(data), "--scale", "never", "--store", str(tmp_path / "models"))
+    assert raw.returncode == 0, raw.stderr
+    assert "pipeline: numeric (30): passthrough (unchanged)" in raw.stdout
+    assert "fitted again" not in raw.stderr
+
+
+def test_ignore_and_feature_override_the_roles(pima_csv: Path, tmp_path: Path) -> None:
+    result = run(
+        "train",
+        str(pima_csv),
+        "--ignore",
+        "Insulin",
+        "--feature",
+        "pregnancies:category",
+        "--store",
+        str(tmp_path / "models"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"\nInsulin +ignored .* dropped: --ignore\n", result.stdout)
+    assert re.search(r"\nPregnancies +category +768 +0 +17 categories\n", result.stdout)
+    features = read_bundle(tmp_path / "models" / "pima" / "1").manifest.features
+    assert [f.key for f in features][:2] == ["pregnancies", "glucose"]
+    assert "insulin" not in [f.key for f in features]
+    assert features[0].type == "category"

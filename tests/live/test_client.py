@@ -83,7 +83,7 @@ def test_invalid_rows_come_back_with_every_field_named(open_url: str) -> None:
     assert set(caught.value.details) == {
         FieldError("[1].glucose", "must be a number"),
         FieldError("[1].age", "must be a number, not a boolean"),
-        FieldError("[1].bmi", "is required"),
+        FieldError("[1].bmi", "is missing"),
     }
     assert "high" not in str(caught.value)
 

@@ -29,6 +29,7 @@ def test_environment_overrides_each_field() -> None:
             "MODELAPI_RELOAD_INTERVAL_S": "0",
             "MODELAPI_ACCESS_LOG": "yes",
             "MODELAPI_LOG_LEVEL": "WARNING",
+            "MODELAPI_EXTRA_FIELDS": " Forbid",
         }
     )
     assert settings == Settings(
@@ -41,6 +42,7 @@ def test_environment_overrides_each_field() -> None:
         reload_interval_s=0.0,
         access_log=True,
         log_level="warning",
+        extra_fields="forbid",
     )
 
 
@@ -58,6 +60,7 @@ def test_empty_variables_are_ignored() -> None:
         ("MODELAPI_RELOAD_INTERVAL_S", "nan", "MODELAPI_RELOAD_INTERVAL_S must be a number"),
         ("MODELAPI_ACCESS_LOG", "maybe", "MODELAPI_ACCESS_LOG must be one of"),
         ("MODELAPI_LOG_LEVEL", "loud", "MODELAPI_LOG_LEVEL must be one of"),
+        ("MODELAPI_EXTRA_FIELDS", "allow", "MODELAPI_EXTRA_FIELDS must be ignore or forbid"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, expected: str) -> None:

@@ -157,17 +157,31 @@ ERRORS = [
     ("only\n1\n2\n", {}, ["1 column"]),
     ("a,b\n1,0\n2,1\n", {"target": "nope"}, ["no target column", "'nope'", "a, b"]),
     ("a,b\n1,0\nsecret-value,1\n3,0\n4,1\n", {}, ["column a", "1 rows", "not a number"]),
-    ("a,b\n1,0\n2,\n3,\n4,1\n", {}, ["2 rows", "target column b", "--drop-missing"]),
+    ("a,b\n1,\n2,\n", {}, ["no row has a value", "target column b"]),
     ("a,b\n1,0\n2,0\n3,0\n", {}, ["single class"]),
-    ("a,c,b\n1,x,0\n,y,1\n3,,0\n4,x,1\n", {}, ["2 rows", "missing feature", "a, c"]),
-    ("A b,a_b,y\n1,2,0\n3,4,1\n", {}, ["'a_b'", "rename"]),
+    ("A b,a_b,y\n1,2,0\n3,4,1\n", {}, ["'a_b'", "rename", "--ignore"]),
+    ("a,c,b\n1,5,0\n1,6,1\n", {"ignore": ["c"]}, ["no feature columns", "a (constant)"]),
+    ("a,b\n1,0\n2,1\n", {"ignore": ["nope"]}, ["no column nope", "--ignore", "a, b"]),
+    ("a,b\n1,0\n2,1\n", {"ignore": ["b"]}, ["b is the target"]),
+    (
+        "a,c,b\nx,1,0\nsecret-value,2,1\n",
+        {"feature_types": {"a": "number"}},
+        ["2 values", "not numbers"],
+    ),
+    (
+        "a,c,b\n2024-01-01,1,0\nsecret-value,2,1\n",
+        {"feature_types": {"a": "datetime"}},
+        ["1 values", "ISO 8601"],
+    ),
+    ("6,148,0.5,1\n1,85,0.3,0\n", {}, ["first line is a number", "--columns a,b,c"]),
+    ("6,148,1\n1,85,0\n", {"columns": ["a", "b"]}, ["--columns names 2 columns", "have 3"]),
     ("a,b\n1,x\n2,y\n", {"task": "regression"}, ["not numeric"]),
 ]
 
 
 @pytest.mark.parametrize(("text", "options", "words"), ERRORS)
 def test_each_data_problem_is_one_clear_line(
-    tmp_path: Path, text: str | None, options: dict[str, str], words: list[str]
+    tmp_path: Path, text: str | None, options: dict[str, object], words: list[str]
 ) -> None:
     path = tmp_path / "data.csv" if text is None else _csv(tmp_path, text)
     with pytest.raises(DataError) as caught:
@@ -190,13 +204,17 @@ def test_drop_missing_trains_on_complete_rows(tmp_path: Path) -> None:
     path = _csv(tmp_path, "a,c,b\n1,x,0\n,y,1\n3,,0\n4,x,1\n5,y,0\n6,y,\n")
     dataset = load_dataset(path, drop_missing=True)
     assert list(dataset.X["a"]) == [1.0, 4.0, 5.0]
-    assert dataset.summary.n_dropped == 3
+    assert (dataset.summary.n_dropped, dataset.summary.n_no_target) == (2, 1)
     assert dataset.info.n_rows == 3
+    kept = load_dataset(path)
+    assert kept.info.n_rows == 5  # only the row without a target is dropped
+    assert kept.has_missing
+    assert kept.X["a"].isna().sum() == kept.X["c"].isna().sum() == 1
 
 
 def test_all_rows_missing_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="nothing is left"):
-        load_dataset(_csv(tmp_path, "a,b\n,0\n,1\n"), drop_missing=True)
+        load_dataset(_csv(tmp_path, "a,c,b\n,1,0\n2,,1\n,2,0\n3,,1\n"), drop_missing=True)
 
 
 @pytest.fixture

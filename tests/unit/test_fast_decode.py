@@ -9,8 +9,20 @@ from hypothesis import strategies as st
 
 from modelapi.errors import InvalidInput
 from modelapi.predictor import Predictor
-from modelapi.schema import FeatureTable
+from modelapi.schema import Feature, FeatureTable
 from tests.http.toy_models import HOSTILE_CATEGORY, TOY_FEATURES
+
+# Every typed form beside the toy's: missing values, unknown categories, booleans.
+REAL_FEATURES = (
+    Feature(
+        column="Plan", key="plan", type="category", categories=("red", "1"), accepts_missing=True
+    ),
+    Feature(column="City", key="city", type="category", categories=("blue",), accepts_unknown=True),
+    Feature(column="Autopay", key="autopay", type="boolean", accepts_missing=True),
+    Feature(column="Paid", key="paid", type="boolean"),
+    Feature(column="Income", key="income", type="number", accepts_missing=True),
+    Feature(column="Calls", key="calls", type="integer", accepts_missing=True),
+)
 
 _decode = msgspec.json.Decoder(float_hook=float).decode
 
@@ -28,21 +40,26 @@ def _typed(table: FeatureTable, body: bytes) -> object:
 
 
 def _rows(result: object) -> object:
-    """Rows as lists, whichever sequence type each row is."""
+    """Rows as lists of (type, value), whichever sequence type each row is.
+
+    The types are compared too: True == 1.0 in Python, but a model must get the float.
+    """
     if isinstance(result, tuple):
         rows, is_batch = result
-        return [list(row) for row in rows], is_batch
+        return [[(type(v).__name__, v) for v in row] for row in rows], is_batch
     return result
 
 
 def _tables(pima: Predictor) -> list[FeatureTable]:
-    return [FeatureTable(TOY_FEATURES), pima.features]
+    return [FeatureTable(TOY_FEATURES), pima.features, FeatureTable(REAL_FEATURES)]
 
 
 _values = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from(["red", HOSTILE_CATEGORY, "blue", "", "1", " 2 ", "nan", "1e5"]),
+    st.sampled_from(
+        ["red", HOSTILE_CATEGORY, "blue", "", "1", " 2 ", "nan", "1e5", "true", "No", "NA"]
+    ),
     st.booleans(),
     st.none(),
     st.lists(st.integers(), max_size=2),
@@ -80,6 +97,28 @@ def test_valid_rows_take_the_fast_path(value: object) -> None:
     assert _rows(fast) == _rows(table.parse_rows(msgspec.json.decode(body)))
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"plan": None, "city": "anywhere", "autopay": True, "paid": False, "income": None},
+        [{"plan": "1", "city": "blue", "autopay": None, "paid": True, "income": 2.5, "calls": 3}],
+        {"city": "", "paid": True},
+    ],
+)
+def test_missing_unknown_and_boolean_values_take_the_fast_path(value: object) -> None:
+    table = FeatureTable(REAL_FEATURES)
+    body = msgspec.json.encode(value)
+    fast = _typed(table, body)
+    assert fast is not None
+    assert _rows(fast) == _rows(table.parse_rows(msgspec.json.decode(body)))
+
+
+def test_dates_always_take_parse_rows() -> None:
+    table = FeatureTable([Feature(column="Day", key="day", type="datetime")])
+    assert table.decode_valid(b'{"day": "2024-05-31"}') is None
+    assert table.parse_rows({"day": "2024-05-31"})[0] == [[19874.0]]
+
+
 def test_pima_example_takes_the_fast_path(pima_predictor: Predictor) -> None:
     from tests.conftest import PIMA_EXAMPLE
 
@@ -98,6 +137,7 @@ def test_pima_example_takes_the_fast_path(pima_predictor: Predictor) -> None:
         b'{"colour": "red", "size_cm": "2", "count": 1}',
         b'{"colour": "red", "size_cm": true, "count": 1}',
         b'{"colour": "red", "size_cm": 2, "count": 1, "x": 0}',
+        b'{"colour": "red", "size_cm": null, "count": 1}',
         b'{"colour": "red", "size_cm": 2}',
         b"[[]]",
         b"{",

@@ -64,7 +64,7 @@ def test_numbers_and_numeric_strings(table: FeatureTable, value: object, expecte
     ("value", "reason"),
     [
         (True, "must be a number, not a boolean"),
-        (None, "must be a number"),
+        (None, "is missing"),
         ("nan", "must be a number"),
         ("inf", "must be a number"),
         ("1_000", "must be a number"),
@@ -101,10 +101,10 @@ def test_categories_must_be_training_categories(table: FeatureTable) -> None:
 
 def test_every_problem_is_named_at_once(table: FeatureTable) -> None:
     with pytest.raises(InvalidInput) as info:
-        table.parse_object({"bmi": "x", "colour": "red", "Island": 3})
+        table.parse_object({"bmi": "x", "colour": "red", "Island": 3}, forbid_extra=True)
     assert set(info.value.details) == {
         FieldError("colour", "is not a feature of this model"),
-        FieldError("pregnancies", "is required"),
+        FieldError("pregnancies", "is missing"),
         FieldError("bmi", "must be a number"),
         FieldError("island", "must be one of the training categories: Biscoe, Dream"),
     }
@@ -120,7 +120,9 @@ def test_a_feature_given_twice_is_refused(table: FeatureTable) -> None:
 
 def test_long_unknown_names_are_cut_short(table: FeatureTable) -> None:
     with pytest.raises(InvalidInput) as info:
-        table.parse_object({"pregnancies": 1, "bmi": 1, "island": "Dream", "x" * 500: 1})
+        table.parse_object(
+            {"pregnancies": 1, "bmi": 1, "island": "Dream", "x" * 500: 1}, forbid_extra=True
+        )
     [detail] = info.value.details
     assert detail.field == "x" * 64 + "..."
 
@@ -131,8 +133,8 @@ def test_batches_name_the_row(table: FeatureTable) -> None:
     with pytest.raises(InvalidInput) as info:
         table.parse_rows([{"pregnancies": 1, "bmi": 1, "island": "Dream"}, {"pregnancies": 1}, 7])
     assert set(info.value.details) == {
-        FieldError("[1].bmi", "is required"),
-        FieldError("[1].island", "is required"),
+        FieldError("[1].bmi", "is missing"),
+        FieldError("[1].island", "is missing"),
         FieldError("[2]", "must be a JSON object"),
     }
 

@@ -19,7 +19,7 @@ from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import OUT_OF_RANGE, Predictor
 from modelapi.schema import Feature
 from modelapi.scoring.columnar import format_probability
-from modelapi.scoring.scorers import LocalScorer, RemoteScorer, feature_columns
+from modelapi.scoring.scorers import LocalScorer, RemoteScorer
 from modelapi.scoring.stream import score_csv
 from tests.http.toy_models import toy_predictor
 from tests.linear_models import linear_predictor as in_memory_predictor
@@ -249,12 +249,17 @@ def test_columnar_path_reads_numbers_exactly(model: str, cells: list[tuple[str, 
             b"X,y_val,Y val,Z\n1,2,3,4\n",
             "InvalidInput: header: names y_val twice; keep one column",
         ),
-        (b"X,Y val,Z,y\n1,2,3,4\n", "InvalidInput: header: column y is also an answer column"),
+        (
+            b"1,2.5,3\n1,2,3\n",
+            "InvalidInput: header: holds only numbers, so the first line looks like data, not"
+            " column names; send a first line naming the columns (the features' JSON keys or CSV"
+            " names)",
+        ),
         (b"X,Y val,Z\n1,2,3\n4,5\n", "InvalidInput: line 3: has 2 values for 3 columns"),
         (
             b"X,Y val,Z\n1,2,3\n1.5,abc,\n",
             "InvalidInput: line 3, x: must be a whole number; line 3, y_val: must be a number;"
-            " line 3, z: must be a number",
+            " line 3, z: is missing",
         ),
         (b"X,Y val,Z\n1,2,3\n\n\n1,2,1e999\n", "InvalidInput: line 5, z: must be a finite number"),
         (b"X,Y val,Z\n1,2,3\n1,2,\xff\n", "MalformedBody: line 3: is not UTF-8 text"),
@@ -293,9 +298,10 @@ def test_categorical_models_score_through_the_record_path() -> None:
     assert [r[3] for r in parsed[1:]] == [label for label, _ in expected]
 
 
-def test_feature_columns_accept_csv_names_or_json_keys() -> None:
-    features = NUMERIC_MODELS["binary"][0].manifest.features
-    assert feature_columns(features, ["z", "extra", "Y val", "x"], ["y"]) == [3, 2, 0]
+def test_the_header_rule_takes_csv_names_or_json_keys_and_ignores_the_rest() -> None:
+    table = NUMERIC_MODELS["binary"][0].features
+    found = table.columns(["z", "extra", "Y val", "x"])
+    assert (found.positions, found.ignored) == ([3, 2, 0], ["extra"])
 
 
 @pytest.mark.parametrize("p", [0.0, 1.0, 0.5, 1e-20, 0.1234567890123456, 1 - 2**-53, 2**-30])

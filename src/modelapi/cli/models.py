@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 import msgspec
 
-from modelapi.bundle import MANIFEST, Manifest, decode_manifest, encode_manifest, read_bundle
+from modelapi.bundle import (
+    MANIFEST,
+    REPORT_FILE,
+    Manifest,
+    decode_manifest,
+    encode_manifest,
+    read_bundle,
+)
 from modelapi.errors import BundleError, BundleNotFound
 from modelapi.store import (
     ModelStore,
@@ -78,6 +85,7 @@ def show(ref: str, store: str, as_json: bool, verify: bool) -> None:
     if parsed.path is not None:
         where = parsed.path
         manifest = _folder_manifest(Path(parsed.path), verify=verify)
+        report = str(Path(parsed.path) / REPORT_FILE)
     else:
         found, version = locate(parsed, open_store(store))
         where = found.uri
@@ -86,10 +94,11 @@ def show(ref: str, store: str, as_json: bool, verify: bool) -> None:
         else:
             manifest = found.read_manifest(parsed.name, version)
         aliases = {a: v for a, v in found.aliases(parsed.name).items() if v == version}
+        report = artifact_location(found, parsed.name, version, REPORT_FILE)
     if as_json:
         click.echo(encode_manifest(manifest).decode(), nl=False)
         return
-    click.echo(_describe(manifest, where, aliases, verified=verify))
+    click.echo(_describe(manifest, where, aliases, verified=verify, report_path=report))
 
 
 @models.command("alias")
@@ -145,7 +154,23 @@ def _folder_manifest(folder: Path, *, verify: bool) -> Manifest:
     return decode_manifest(data, str(path))
 
 
-def _describe(manifest: Manifest, where: str, aliases: dict[str, int], *, verified: bool) -> str:
+def artifact_location(store: ModelStore, name: str, version: int, file: str) -> str:
+    """Where a stored version's artifact is: a path in a folder store, a URL in S3."""
+    from modelapi.store.local import LocalStore
+
+    if isinstance(store, LocalStore):  # the built-in store's uri is a description
+        return str(store.root / name / str(version) / file)
+    return f"{store.uri.rstrip('/')}/{name}/{version}/{file}"
+
+
+def _describe(
+    manifest: Manifest,
+    where: str,
+    aliases: dict[str, int],
+    *,
+    verified: bool,
+    report_path: str = "",
+) -> str:
     target = manifest.target
     facts = [
         ["model", f"{manifest.model_id}  ({where})"],
@@ -168,6 +193,8 @@ def _describe(manifest: Manifest, where: str, aliases: dict[str, int], *, verifi
         facts.append(["libraries", ", ".join(f"{k} {v}" for k, v in versions)])
     if verified:
         facts.append(["verified", "every artifact matches its sha256 and size"])
+    if REPORT_FILE in manifest.artifacts:
+        facts.append(["report", report_path])
     features = [
         [f.column, f.key, f.type, _feature_values(f.categories, f.min, f.max)]
         for f in manifest.features

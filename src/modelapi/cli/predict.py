@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import click
 import msgspec
@@ -19,6 +19,7 @@ from modelapi.bundle import decode_manifest
 from modelapi.config import Settings
 from modelapi.errors import InvalidInput
 from modelapi.predictor import Predictor
+from modelapi.schema import Feature
 
 if TYPE_CHECKING:
     from modelapi.scoring.stream import BlockScorer
@@ -73,6 +74,26 @@ def _usable_cpus() -> int:
     help="Threads scoring blocks in process (numpy's work runs outside the GIL).",
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@click.option(
+    "--on-error",
+    type=click.Choice(["fail", "skip"]),
+    default="fail",
+    show_default=True,
+    help="fail: the first invalid line stops the run. skip: invalid lines are left out of the"
+    " output and listed (line number, field, reason; never their values) in --errors-file.",
+)
+@click.option(
+    "--errors-file",
+    type=click.Path(dir_okay=False),
+    help="Where --on-error skip lists the invalid lines, as CSV.  [default: OUTPUT.errors.csv,"
+    " or errors.csv when OUTPUT is standard output]",
+)
+@click.option(
+    "--no-header",
+    is_flag=True,
+    help="INPUT has no header line: its first columns are the model's features in the model's"
+    " order (see `modelapi models show`); any further columns are carried through.",
+)
 def predict(
     model: str,
     input_path: str,
@@ -83,27 +104,44 @@ def predict(
     timeout_s: float,
     threads: int,
     progress: bool,
+    on_error: str,
+    errors_file: str | None,
+    no_header: bool,
 ) -> None:
     """Score INPUT (a CSV file, '-' for stdin) with a model; write its columns plus answers.
 
     REF_OR_URL is a model reference (name, name:3, name@alias, a bundle folder), scored in this
-    process, or the http(s) URL of a running modelapi server. The output has every input
-    column, then the prediction (the target's name) and, for a classifier, one
+    process, or the http(s) URL of a running modelapi server. The features are found in the
+    header by CSV name or JSON key; other columns (an id, the target) are carried through. The
+    output has every input column, then the prediction (the target's JSON key; written
+    predicted_<key> when an input column already has that name) and, for a classifier, one
     probability_<class> column per class. The file is read in chunks, so its size does not
-    matter; the first invalid line stops the run with `line N, field: reason`.
+    matter; the first invalid line stops the run with `line N, field: reason`, unless
+    --on-error skip.
     """
     settings = Settings.from_env().replace(store=store, api_key=api_key)
+    skip = on_error == "skip"
+    errors_path = errors_file or (f"{output}.errors.csv" if output != "-" else "errors.csv")
     started = time.perf_counter()
     with (
-        _scorer_for(model, settings, timeout_s) as (scorer_for, model_id),
+        _scorer_for(model, settings, timeout_s, skip=skip) as (scorer_for, features, model_id),
         _opened(input_path) as (source, total_bytes),
         _output(output) as out,
+        _rejects(errors_path if skip else None) as rejected,
         _progress_bar(total_bytes if progress and sys.stderr.isatty() else None) as update,
     ):
+        from modelapi.scoring.scorers import headerless_names
         from modelapi.scoring.stream import score_csv
 
         n_rows = score_csv(
-            source, out, scorer_for, chunk_rows=chunk_rows, threads=threads, progress=update
+            source,
+            out,
+            scorer_for,
+            chunk_rows=chunk_rows,
+            threads=threads,
+            progress=update,
+            rejected=rejected,
+            header_names=(lambda width: headerless_names(features, width)) if no_header else None,
         )
     seconds = time.perf_counter() - started
     rate = f", {n_rows / seconds:,.0f} rows/s" if seconds > 0 and n_rows else ""
@@ -111,6 +149,43 @@ def predict(
     click.echo(
         f"scored {n_rows} rows with {model_id} in {seconds:.2f} s{rate} -> {where}", err=True
     )
+    if skip:
+        assert rejected is not None
+        click.echo(
+            f"skipped {rejected.count} invalid lines (line numbers and reasons: {errors_path})",
+            err=True,
+        )
+
+
+class _RejectWriter:
+    """Writes each refused line of `--on-error skip` as `line,field,reason` rows, and counts."""
+
+    def __init__(self, out: TextIO) -> None:
+        import csv
+
+        self._writer = csv.writer(out, lineterminator="\n")
+        self._writer.writerow(["line", "field", "reason"])
+        self.count = 0
+
+    def __call__(self, error: InvalidInput) -> None:
+        self.count += 1
+        for detail in error.details:
+            line, _, field = detail.field.partition(", ")
+            self._writer.writerow([line.removeprefix("line "), field, detail.reason])
+
+
+@contextmanager
+def _rejects(path: str | None) -> Iterator[_RejectWriter | None]:
+    """The writer of the errors file (always written with skip, so none is ever stale)."""
+    if path is None:
+        yield None
+        return
+    try:
+        handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InvalidInput(path, f"cannot be written ({exc.strerror})") from None
+    with handle:
+        yield _RejectWriter(handle)
 
 
 @contextmanager
@@ -125,11 +200,11 @@ def _progress_bar(total_bytes: int | None) -> Iterator[Callable[[int], None] | N
 
 @contextmanager
 def _scorer_for(
-    model: str, settings: Settings, timeout_s: float
-) -> Iterator[tuple[ScorerFor, str]]:
-    """A scorer factory for the file's header, and the id of the model it scores with."""
+    model: str, settings: Settings, timeout_s: float, *, skip: bool
+) -> Iterator[tuple[ScorerFor, tuple[Feature, ...], str]]:
+    """A scorer factory for the file's header, the model's features, and its id."""
     # Imported on use, so that the other commands start without the scoring machinery.
-    from modelapi.scoring.scorers import LocalScorer, RemoteScorer
+    from modelapi.scoring.scorers import LocalScorer, RemoteScorer, output_columns
 
     if model.startswith(("http://", "https://")):
         from modelapi.client import Client
@@ -137,12 +212,14 @@ def _scorer_for(
         with Client(model, settings.api_key, timeout_s=timeout_s) as client:
             where = f"{client.url}/model"
             manifest = decode_manifest(msgspec.json.encode(client.model()), where)
-            columns = answer_columns(manifest)
 
             def remote(header: list[str]) -> tuple[BlockScorer, list[str]]:
-                return RemoteScorer(client.predict_csv, manifest, header), columns
+                scorer = RemoteScorer(
+                    client.predict_csv, manifest, header, skip_bad_lines=skip, header_fix=_FIX
+                )
+                return scorer, output_columns(answer_columns(manifest), header)
 
-            yield remote, manifest.model_id
+            yield remote, manifest.features, manifest.model_id
         return
     from modelapi.store import load_bundle, open_store, parse_ref
 
@@ -151,10 +228,16 @@ def _scorer_for(
     predictor = Predictor(bundle)
 
     def local(header: list[str]) -> tuple[BlockScorer, list[str]]:
-        scorer = LocalScorer(predictor, header)
-        return scorer, answer_columns(predictor.manifest)
+        scorer = LocalScorer(predictor, header, skip_bad_lines=skip, header_fix=_FIX)
+        return scorer, output_columns(answer_columns(predictor.manifest), header)
 
-    yield local, predictor.model_id
+    yield local, predictor.manifest.features, predictor.model_id
+
+
+_FIX = (
+    "give the file a header line naming the columns, or pass --no-header to read its first"
+    " columns as the model's features in order"
+)
 
 
 @contextmanager

@@ -55,6 +55,12 @@ _RESERVED_FDS = 64
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     help="Server log level.  [default: info]",
 )
+@click.option(
+    "--extra-fields",
+    type=click.Choice(["ignore", "forbid"]),
+    help="A request field that is not a feature: ignore (named in X-Ignored-Fields) or"
+    " forbid (422).  [default: ignore]",
+)
 def serve(
     ref: str | None,
     host: str | None,
@@ -65,6 +71,7 @@ def serve(
     api_key: str | None,
     reload_interval_s: float | None,
     log_level: str | None,
+    extra_fields: str | None,
 ) -> None:
     """Serve a model over HTTP: REF is name, name:3, name@alias or a bundle folder.
 
@@ -81,6 +88,7 @@ def serve(
         api_key=api_key,
         reload_interval_s=reload_interval_s,
         log_level=log_level,
+        extra_fields=extra_fields,
     )
     run_server(settings)
 

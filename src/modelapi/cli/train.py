@@ -39,6 +39,12 @@ def _progress(message: str) -> None:
 
 
 def _print_result(result: TrainResult, store: str) -> None:
+    from modelapi.bundle import REPORT_FILE
+    from modelapi.cli.models import artifact_location
+    from modelapi.store import open_store
+    from modelapi.training.preprocessing import describe_pipeline
+
+    click.echo(f"pipeline: {describe_pipeline(result.estimator)}")
     metrics = result.metrics
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "r2"):
         value = metrics.get(key)
@@ -60,6 +66,10 @@ def _print_result(result: TrainResult, store: str) -> None:
             f" largest difference {check.get('max_difference'):.3g})"
         )
     click.echo(f"stored: {result.model_id} in {store}")
+    manifest = result.manifest
+    if manifest.version and REPORT_FILE in manifest.artifacts:
+        where = artifact_location(open_store(store), manifest.name, manifest.version, REPORT_FILE)
+        click.echo(f"report: {where}")
 
 
 @click.command("train")
@@ -81,7 +91,40 @@ def _print_result(result: TrainResult, store: str) -> None:
 @click.option("--test-size", type=float, default=0.3, show_default=True)
 @click.option("--random-state", type=int, default=1, show_default=True)
 @click.option("--name", help="Model name in the store. Default: the data file name.")
-@click.option("--drop-missing", is_flag=True, help="Drop rows with missing values.")
+@click.option(
+    "--drop-missing",
+    is_flag=True,
+    help="Drop rows with a missing feature value instead of imputing them.",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="COLUMN",
+    help="Do not use COLUMN (CSV name or JSON key) as a feature. Repeatable.",
+)
+@click.option(
+    "--feature",
+    "feature_types",
+    multiple=True,
+    metavar="COLUMN:TYPE",
+    help="Use COLUMN as a feature of TYPE: integer, number, category, boolean or datetime,"
+    " instead of the inferred role (identifiers, constants and free text are dropped by"
+    " default). Repeatable.",
+)
+@click.option(
+    "--columns",
+    metavar="A,B,C",
+    help="The column names, in order, of a CSV without a header line.",
+)
+@click.option(
+    "--scale",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Standardize the numeric columns of linear models. auto: when the data has missing"
+    " values, or when the fit on the raw values does not converge.",
+)
 @_store_option
 def train_command(
     data: str,
@@ -92,11 +135,20 @@ def train_command(
     random_state: int,
     name: str | None,
     drop_missing: bool,
+    ignore: tuple[str, ...],
+    feature_types: tuple[str, ...],
+    columns: str | None,
+    scale: str,
     store: str,
 ) -> None:
-    """Train a model on DATA (a CSV path or http(s) URL) and store it as a new version."""
+    """Train a model on DATA (a CSV path or http(s) URL) and store it as a new version.
+
+    Each column's role is inferred and printed: integer, number, boolean, category or
+    datetime features, or identifier, constant and free-text columns, which are dropped.
+    """
     from modelapi.store import open_store
     from modelapi.training.data import load_dataset
+    from modelapi.training.roles import parse_feature_option
 
     open_store(store)  # a bad store URI fails before any training is done
     dataset = load_dataset(
@@ -104,6 +156,9 @@ def train_command(
         target=target,
         task=None if task == "auto" else task,  # type: ignore[arg-type]
         drop_missing=drop_missing,
+        ignore=ignore,
+        feature_types=dict(parse_feature_option(option) for option in feature_types),
+        columns=[c.strip() for c in columns.split(",")] if columns else None,
     )
     click.echo(dataset.summary.format())
     from modelapi.training.workflow import train
@@ -115,6 +170,7 @@ def train_command(
         random_state=random_state,
         name=name,
         progress=_progress,
+        scale=scale,  # type: ignore[arg-type]
     )
     stored = result.store(store)
     _print_result(stored, store)

@@ -79,7 +79,16 @@ class OnnxModel:
         inputs = self._session.get_inputs()
         columns = [f.column for f in self._features]
         names = [i.name for i in inputs]
-        self._per_feature = sorted(names) == sorted(columns)
+        # skl2onnx makes a column name such as "Support Calls (last 90d)!" a C identifier
+        # ("Support_Calls__last_90d__"), keeping the inputs in the order they were given:
+        # the feature order, so other names are matched by position.
+        if sorted(names) == sorted(columns):
+            self._input_names = {c: c for c in columns}
+        elif len(names) == len(columns) and names != ["input"]:
+            self._input_names = dict(zip(columns, names, strict=True))
+        else:
+            self._input_names = {}
+        self._per_feature = bool(self._input_names)
         self._types: dict[str, str] = {}
         for item in inputs:
             kind = _NUMPY_TYPES.get(item.type)
@@ -144,8 +153,8 @@ class OnnxModel:
         feeds: dict[str, object] = {}
         if self._per_feature:
             for feature, values in zip(self._features, zip(*rows, strict=True), strict=True):
-                kind = self._types[feature.column]
-                feeds[feature.column] = np.asarray(values, dtype=kind).reshape(-1, 1)
+                name = self._input_names[feature.column]
+                feeds[name] = np.asarray(values, dtype=self._types[name]).reshape(-1, 1)
         else:
             feeds[self._single_input] = np.asarray(rows, dtype=self._types[self._single_input])
         results = self._session.run(None, feeds)

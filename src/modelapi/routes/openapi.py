@@ -55,6 +55,14 @@ __all__ = [
 ]
 
 _documents = RenderCache()
+_IGNORED_HEADER: dict[str, object] = {
+    "X-Ignored-Fields": {
+        "description": "The fields (JSON) or columns (CSV) the request sent that are not"
+        " features and were ignored: at most five names, each cut to 40 characters and"
+        " percent-encoded where needed, `...` after the last when there were more.",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _html(summary: str, tag: str, *errors: int) -> dict[str, object]:
@@ -122,7 +130,9 @@ def _known_operations(service: Service, predictor: Predictor) -> dict[str, dict[
                 "description": "Send one JSON object for one answer, or a JSON array of objects"
                 f" (at most {max_rows}) for an array of answers in the same order. A"
                 " `text/csv` body (a header row naming the features, then rows) is answered"
-                " in CSV. A body sent with curl's default form content type is read as JSON.",
+                " in CSV. A body sent with curl's default form content type is read as JSON."
+                " Fields and columns that are not features (an id, the target) are ignored and"
+                " named in the X-Ignored-Fields header, unless MODELAPI_EXTRA_FIELDS=forbid.",
                 "tags": ["prediction"],
                 "requestBody": {
                     "required": True,
@@ -148,7 +158,7 @@ def _known_operations(service: Service, predictor: Predictor) -> dict[str, dict[
                 "responses": {
                     "200": {
                         "description": "The answer, or one answer per row in order.",
-                        "headers": version_header(),
+                        "headers": {**version_header(), **_IGNORED_HEADER},
                         "content": {
                             "application/json": {
                                 "schema": {"oneOf": [answer, {"type": "array", "items": answer}]}
@@ -157,6 +167,22 @@ def _known_operations(service: Service, predictor: Predictor) -> dict[str, dict[
                         },
                     },
                     **error_refs(400, 413, 415, 422, 503),
+                },
+            }
+        },
+        "/model/report": {
+            "get": {
+                "summary": "The loaded model's training report (report.html)",
+                "description": "The data (each column's role, what was dropped and why), the"
+                " pipeline, what the model weighs, the metrics and plots of the test split.",
+                "tags": ["model"],
+                "responses": {
+                    "200": {
+                        "description": "An HTML page.",
+                        "headers": version_header(),
+                        "content": {"text/html": {"schema": text}},
+                    },
+                    **error_refs(404, 503),
                 },
             }
         },
@@ -262,7 +288,8 @@ def build_document(service: Service, predictor: Predictor) -> dict[str, object]:
         [Manifest, ErrorBody], schema_hook=_schema_hook, ref_template=SCHEMA_REF
     )
     schemas: dict[str, object] = dict(components)
-    schemas["Features"] = request_schema(manifest.features)
+    forbid_extra = service.settings.extra_fields == "forbid"
+    schemas["Features"] = request_schema(manifest.features, forbid_extra=forbid_extra)
     schemas["Answer"] = answer_schema(manifest)
     schemas.update(v2_openapi.openapi_schemas(predictor))
     document: dict[str, object] = {
@@ -295,6 +322,7 @@ def openapi_json(service: Service, request: Request) -> Response:
         tuple((path, tuple(methods)) for path, methods in service.routes.items()),
         settings.api_key is not None,
         settings.max_batch_rows,
+        settings.extra_fields,
     )
     body = _documents.get(key, lambda: msgspec.json.encode(build_document(service, predictor)))
     return Response(200, body)

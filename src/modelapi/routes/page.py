@@ -17,12 +17,14 @@ import msgspec
 
 from modelapi.bundle import Manifest
 from modelapi.routes.openapi import RenderCache, example_row, model_key, range_hint
-from modelapi.schema import Feature
+from modelapi.schema import Feature, listed_categories
 from modelapi.service import Request, Response, Service
 
 __all__ = ["ROUTES", "home_page", "render_page"]
 
 _pages = RenderCache()
+# A category with at most this many (listed) categories is a dropdown; more are a text box.
+_MAX_DROPDOWN = 8
 
 _STYLE = """
 :root { color-scheme: light dark; --accent: #2563eb; --muted: #6b7280; --line: #d1d5db; }
@@ -123,7 +125,8 @@ function showProblem(body) {
 
 document.getElementById("example").addEventListener("click", () => {
   for (const feature of config.features) {
-    form.elements[feature.key].value = String(config.example[feature.key]);
+    const value = config.example[feature.key];
+    form.elements[feature.key].value = value === undefined || value === null ? "" : String(value);
   }
 });
 
@@ -135,7 +138,15 @@ form.addEventListener("submit", async (event) => {
   const body = {};
   for (const feature of config.features) {
     const value = form.elements[feature.key].value.trim();
-    body[feature.key] = feature.type === "category" || value === "" ? value : Number(value);
+    if (value === "") {
+      body[feature.key] = null;
+    } else if (feature.type === "integer" || feature.type === "number") {
+      body[feature.key] = Number(value);
+    } else if (feature.type === "boolean") {
+      body[feature.key] = value === "true";
+    } else {
+      body[feature.key] = value;
+    }
   }
   submit.disabled = true;
   try {
@@ -183,28 +194,72 @@ def _field(feature: Feature) -> str:
     key = escape(feature.key)
     label = escape(_label(feature.column, feature.key))
     hint_words = [f"CSV column {feature.column}"]
+    required = "" if feature.accepts_missing else " required"
+    described = f'aria-describedby="hint-{key}"'
     if feature.type == "category":
-        options = "".join(
-            f'<option value="{escape(c)}">{escape(c)}</option>' for c in feature.categories or ()
-        )
+        control = _category_control(feature, key, required, described, hint_words)
+    elif feature.type == "boolean":
         control = (
-            f'<select id="{key}" name="{key}" required aria-describedby="hint-{key}">'
-            f'<option value="" disabled selected>Choose...</option>{options}</select>'
+            f'<select id="{key}" name="{key}"{required} {described}>'
+            f'<option value="" {"" if feature.accepts_missing else "disabled "}selected>'
+            f"{'(missing)' if feature.accepts_missing else 'Choose...'}</option>"
+            '<option value="true">true</option><option value="false">false</option></select>'
         )
     else:
         hint = range_hint(feature)
         if hint:
             hint_words.append(f"training range {hint}")
-        step = "1" if feature.type == "integer" else "any"
-        placeholder = escape(hint.replace(" to ", " - ")) if hint else ""
-        control = (
-            f'<input id="{key}" name="{key}" type="number" step="{step}" required'
-            f' placeholder="{placeholder}" aria-describedby="hint-{key}">'
-        )
+        if feature.type == "datetime":
+            hint_words.append("a date (2024-05-31) or date and time, UTC unless a zone is given")
+            control = (
+                f'<input id="{key}" name="{key}" type="text"{required}'
+                f' placeholder="YYYY-MM-DD" {described}>'
+            )
+        else:
+            step = "1" if feature.type == "integer" else "any"
+            placeholder = escape(hint.replace(" to ", " - ")) if hint else ""
+            control = (
+                f'<input id="{key}" name="{key}" type="number" step="{step}"{required}'
+                f' placeholder="{placeholder}" {described}>'
+            )
+    if feature.accepts_missing:
+        hint_words.append("may be left empty")
     return (
         f'<div class="field"><label for="{key}">{label}</label>{control}'
         f'<small id="hint-{key}">{escape(", ".join(hint_words))}</small>'
         f'<small class="reason" id="reason-{key}" aria-live="polite"></small></div>'
+    )
+
+
+def _category_control(
+    feature: Feature, key: str, required: str, described: str, hint_words: list[str]
+) -> str:
+    """A dropdown for a few categories, a text box with suggestions for more, and a plain
+    text box for a long list, which the page never publishes (training data)."""
+    listed = listed_categories(feature)
+    if listed is not None and len(listed) <= _MAX_DROPDOWN and not feature.accepts_unknown:
+        options = "".join(f'<option value="{escape(c)}">{escape(c)}</option>' for c in listed)
+        first = "(missing)" if feature.accepts_missing else "Choose..."
+        disabled = "" if feature.accepts_missing else "disabled "
+        return (
+            f'<select id="{key}" name="{key}"{required} {described}>'
+            f'<option value="" {disabled}selected>{first}</option>{options}</select>'
+        )
+    if listed is None:
+        hint_words.append(f"one of {len(feature.categories or ())} training categories")
+        suggestions = ""
+        listed_attr = ""
+    else:
+        suggestions = f'<datalist id="list-{key}">' + "".join(
+            f'<option value="{escape(c)}"></option>' for c in listed
+        )
+        suggestions += "</datalist>"
+        listed_attr = f' list="list-{key}"'
+    if feature.accepts_unknown:
+        hint_words.append("other text is answered too")
+    return (
+        f'<input id="{key}" name="{key}" type="text"{required}{listed_attr}'
+        f' autocomplete="off" {described}>{suggestions}'
     )
 
 
@@ -241,7 +296,7 @@ def render_page(manifest: Manifest) -> bytes:
 <header>
 <h1>{escape(manifest.name)}</h1>
 <p>Predicts {escape(target.column)} ({what}) with model {escape(manifest.model_id)}.
-Fill in every field and press Predict.</p>
+Fill in the fields and press Predict.</p>
 </header>
 <form id="form" autocomplete="off">
 {fields}
@@ -261,7 +316,7 @@ Fill in every field and press Predict.</p>
 <ul></ul>
 </section>
 <footer><a href="docs">API documentation</a> · <a href="openapi.json">OpenAPI</a>
-· <a href="model">Model details</a></footer>
+· <a href="model">Model details</a> · <a href="model/report">Training report</a></footer>
 </main>
 <script type="application/json" id="config">{_json_for_script(config)}</script>
 <script>{_SCRIPT}</script>

@@ -8,6 +8,7 @@ from modelapi.predictor import Predictor
 from modelapi.routes import v2
 from modelapi.routes.openapi_responses import error_refs, json_content, schema_ref, version_header
 from modelapi.routes.v2_tensors import DATATYPES, PROBABILITIES, feature_datatype
+from modelapi.schema import Feature
 
 __all__ = ["openapi_paths", "openapi_schemas"]
 
@@ -35,9 +36,10 @@ def openapi_paths(predictor: Predictor, example: dict[str, object]) -> dict[str,
                 "name": f.key,
                 "shape": [1],
                 "datatype": feature_datatype(f),
-                "data": [example[f.key] if f.type != "category" else str(example[f.key])],
+                "data": [_tensor_value(f, example.get(f.key))],
             }
             for f in manifest.features
+            if example.get(f.key) is not None
         ]
     }
     flag = {"type": "object", "properties": {"live": {"type": "boolean"}}}
@@ -200,3 +202,10 @@ def openapi_schemas(predictor: Predictor) -> dict[str, object]:
             "required": ["model_name", "outputs"],
         },
     }
+
+
+def _tensor_value(feature: Feature, value: object) -> object:
+    """An example value as its tensor datatype holds it: booleans 0/1, text as text."""
+    if feature.type == "boolean":
+        return int(bool(value))
+    return str(value) if feature_datatype(feature) == "BYTES" else value

@@ -66,8 +66,14 @@ class InferRequest(msgspec.Struct):
 
 
 def feature_datatype(feature: Feature) -> str:
-    """The tensor datatype of a feature's values."""
-    return {"integer": "INT64", "number": "FP64", "category": "BYTES"}[feature.type]
+    """The tensor datatype of a feature's values: booleans as 0/1, dates as ISO 8601 text."""
+    return {
+        "integer": "INT64",
+        "number": "FP64",
+        "category": "BYTES",
+        "boolean": "INT64",
+        "datetime": "BYTES",
+    }[feature.type]
 
 
 def label_datatype(predictor: Predictor) -> str:
@@ -118,7 +124,7 @@ def input_columns(
         if len(tensor.shape) not in (1, 2) or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
             errors.append(FieldError(f"{where}.shape", "must be [n] or [n, 1]"))
             continue
-        values = _values(tensor, where, errors, feature.type == "category")
+        values = _values(tensor, where, errors, feature_datatype(feature) == "BYTES")
         if values is None:
             continue
         if n_rows is not None and tensor.shape[0] != n_rows:
@@ -143,7 +149,7 @@ def _matrix(
     if width != len(features):
         errors.append(FieldError("inputs[0].shape", f"must be [n, {len(features)}]"))
         raise InvalidInput.of(errors)
-    has_text = any(f.type == "category" for f in features)
+    has_text = any(feature_datatype(f) == "BYTES" for f in features)
     values = _values(tensor, "inputs[0]", errors, has_text)
     if values is None:
         raise InvalidInput.of(errors)
@@ -163,7 +169,9 @@ def _values(
         errors.append(FieldError(f"{where}.datatype", f"must be one of {', '.join(DATATYPES)}"))
         return None
     if is_text and datatype != "BYTES":
-        errors.append(FieldError(f"{where}.datatype", "must be BYTES for a category feature"))
+        errors.append(
+            FieldError(f"{where}.datatype", "must be BYTES for a category or date feature")
+        )
         return None
     if datatype == "BOOL":
         errors.append(FieldError(f"{where}.datatype", "must be numeric or BYTES, not BOOL"))

@@ -85,8 +85,14 @@ class ColumnarScorer:
 
     @classmethod
     def supports(cls, model: object, features: Sequence[Feature]) -> bool:
-        """Whether a model can be scored here: linear, every feature numeric."""
-        return isinstance(model, LinearModel) and all(f.type != "category" for f in features)
+        """Whether a model can be scored here: linear, every feature a number or an integer.
+
+        Booleans and dates are not: their text forms (`True`, `2024-05-31`) are the record
+        path's to read, and a digit cell such as `2` is not a boolean.
+        """
+        return isinstance(model, LinearModel) and all(
+            f.type in ("integer", "number") for f in features
+        )
 
     def score(self, block: bytes) -> bytes | None:
         """Answer lines for a block of whole `\\n`-ended lines, or None to use the record path."""

@@ -1,7 +1,9 @@
 """Scorers for `modelapi.scoring.stream`: a model in this process, or a modelapi server.
 
-Both validate exactly as the server does (the model's `FeatureTable.parse_record`, or the
-server itself) and write the same answer cells: the label as text, probabilities with 15
+Both find the features in the file's header with the server's own header rule
+(`FeatureTable.columns`; other columns are carried through), validate exactly as the server
+does (the model's `FeatureTable.parse_record`, or the server itself) and write the same
+answer cells: the label as text, probabilities with 15
 decimals (`modelapi.scoring.columnar.format_probability`), regression values as Python's shortest
 round-trip text. The answer columns are `modelapi.answers.answer_columns`.
 """
@@ -20,46 +22,52 @@ from modelapi.errors import FieldError, InvalidInput, PayloadTooLarge, ServerErr
 from modelapi.formats import Prediction
 from modelapi.formats.linear import LinearModel
 from modelapi.predictor import Predictor
-from modelapi.schema import Feature
+from modelapi.schema import Feature, FeatureTable, Row
 from modelapi.scoring.columnar import ColumnarScorer, format_probability
-from modelapi.scoring.stream import Record, csv_line
+from modelapi.scoring.stream import Record, Scored, csv_line
 
-__all__ = ["LocalScorer", "RemoteScorer", "answer_cells", "feature_columns"]
+__all__ = [
+    "LocalScorer",
+    "RemoteScorer",
+    "answer_cells",
+    "headerless_names",
+    "output_columns",
+]
 
-_MAX_NAME_CHARS = 64
 _SERVER_FIELD = re.compile(r"\[(\d+)\]\.?(.*)")
+# The answer columns' prefix when an input column already has an answer column's name.
+_PREDICTED = "predicted_"
 
 
-def feature_columns(
-    features: Sequence[Feature], header: Sequence[str], answers: Sequence[str]
-) -> list[int]:
-    """Where each feature is in the header (by CSV name or JSON key), in feature order.
+def output_columns(answers: Sequence[str], header: Sequence[str]) -> list[str]:
+    """The answer columns as written after `header`: `predicted_<name>` for a name taken.
 
-    Other columns are carried through to the output untouched. Raise InvalidInput for a
-    missing or repeated feature, or a column named like an answer column.
+    A file that still holds the target column under the answer's name (`churn` beside the
+    answer `churn`) keeps it, so truth and prediction can be compared; the answer moves aside.
     """
-    by_name: dict[str, Feature] = {}
-    for feature in features:
-        by_name[feature.key] = feature
-        by_name.setdefault(feature.column, feature)
-    found: dict[str, int] = {}
-    errors: list[FieldError] = []
-    for index, name in enumerate(header):
-        shown = name if len(name) <= _MAX_NAME_CHARS else name[:_MAX_NAME_CHARS] + "..."
-        if name in answers:
-            errors.append(FieldError("header", f"column {shown} is also an answer column"))
-        named = by_name.get(name)
-        if named is None:
-            continue
-        if named.key in found:
-            errors.append(FieldError("header", f"names {named.key} twice; keep one column"))
-        found[named.key] = index
-    for feature in features:
-        if feature.key not in found:
-            errors.append(FieldError("header", f"has no column {feature.column} ({feature.key})"))
-    if errors:
-        raise InvalidInput.of(errors)
-    return [found[feature.key] for feature in features]
+    taken = set(header)
+    columns = []
+    for name in answers:
+        while name in taken:
+            name = _PREDICTED + name
+        taken.add(name)
+        columns.append(name)
+    return columns
+
+
+def headerless_names(features: Sequence[Feature], width: int) -> list[str]:
+    """Column names for a file without a header: the features in order, then `column_<n>`.
+
+    Raise InvalidInput when the rows are narrower than the model's features.
+    """
+    if width < len(features):
+        raise InvalidInput(
+            "line 1",
+            f"has {width} values; without a header the first {len(features)} columns must be"
+            f" the features in the model's order: {', '.join(f.column for f in features)}"[:400],
+        )
+    names = [f.column for f in features]
+    return names + [f"column_{n}" for n in range(len(features) + 1, width + 1)]
 
 
 class LocalScorer:
@@ -72,14 +80,21 @@ class LocalScorer:
     parallel = True
 
     def __init__(
-        self, predictor: Predictor, header: Sequence[str], *, columnar: bool = True
+        self,
+        predictor: Predictor,
+        header: Sequence[str],
+        *,
+        columnar: bool = True,
+        skip_bad_lines: bool = False,
+        header_fix: str = "",
     ) -> None:
         manifest = predictor.manifest
         self._predictor = predictor
         self._keys = [f.key for f in manifest.features]
         self._n_columns = len(header)
-        self._columns = feature_columns(manifest.features, header, answer_columns(manifest))
+        self._columns = predictor.features.columns(header, fix=header_fix).positions
         self._is_classifier = manifest.classes is not None
+        self._skip = skip_bad_lines
         self._columnar: ColumnarScorer | None = None
         model = predictor.model
         if columnar and ColumnarScorer.supports(model, manifest.features):
@@ -97,27 +112,54 @@ class LocalScorer:
         """Output lines from the columnar path, or None when it does not apply."""
         return None if self._columnar is None else self._columnar.score(block)
 
-    def score_records(self, records: Sequence[Record], lines: Sequence[int]) -> list[Record]:
-        """Validate every record with the feature table, then predict them together."""
+    def score_records(self, records: Sequence[Record], lines: Sequence[int]) -> list[Scored]:
+        """Validate every record with the feature table, then predict the valid ones together.
+
+        A bad line raises InvalidInput naming it, or with `skip_bad_lines` is answered with
+        its InvalidInput in place of cells.
+        """
         table = self._predictor.features
         pairs = list(zip(self._keys, self._columns, strict=True))
+        results: list[Scored] = []
         rows = []
         for record, line in zip(records, lines, strict=True):
-            if len(record) != self._n_columns:
-                raise InvalidInput(
-                    f"line {line}", f"has {len(record)} values for {self._n_columns} columns"
-                )
             errors: list[FieldError] = []
-            rows.append(
-                table.parse_record({k: record[i] for k, i in pairs}, f"line {line}, ", errors)
-            )
+            if len(record) != self._n_columns:
+                errors.append(
+                    FieldError(
+                        f"line {line}", f"has {len(record)} values for {self._n_columns} columns"
+                    )
+                )
+            else:
+                row = table.parse_record({k: record[i] for k, i in pairs}, f"line {line}, ", errors)
             if errors:
-                raise InvalidInput.of(errors)
+                if not self._skip:
+                    raise InvalidInput.of(errors)
+                results.append(InvalidInput.of(errors))
+                continue
+            results.append([])
+            rows.append(row)
+        good = [i for i, result in enumerate(results) if not isinstance(result, InvalidInput)]
+        for index, cells in zip(good, self._predict(rows, [lines[i] for i in good]), strict=True):
+            results[index] = cells
+        return results
+
+    def _predict(self, rows: list[Row], lines: Sequence[int]) -> list[Scored]:
         try:
             predictions = self._predictor.predict(rows)
         except InvalidInput as exc:  # a prediction that is not a finite number
-            raise _at_lines(exc, lines) from None
+            if not self._skip:
+                raise _at_lines(exc, lines) from None
+            # Rare: answer the rows one at a time, so only the out-of-range ones are skipped.
+            return [self._predict_one(row, line) for row, line in zip(rows, lines, strict=True)]
         return [answer_cells(p, self._is_classifier) for p in predictions]
+
+    def _predict_one(self, row: Row, line: int) -> Scored:
+        try:
+            [prediction] = self._predictor.predict([row])
+        except InvalidInput as exc:
+            return _at_lines(exc, [line])
+        return answer_cells(prediction, self._is_classifier)
 
 
 def answer_cells(prediction: Prediction, is_classifier: bool) -> Record:
@@ -145,13 +187,17 @@ class RemoteScorer:
         header: Sequence[str],
         *,
         request_rows: int = 5000,
+        skip_bad_lines: bool = False,
+        header_fix: str = "",
     ) -> None:
         self._post = post_csv
         self._answer_columns = answer_columns(manifest)
         self._is_classifier = manifest.classes is not None
         self._n_columns = len(header)
-        self._columns = feature_columns(manifest.features, header, self._answer_columns)
+        table = FeatureTable(manifest.features)
+        self._columns = table.columns(header, fix=header_fix).positions
         self._request_rows = request_rows
+        self._skip = skip_bad_lines
         # A header of exactly the features lets plain blocks go out as they are.
         self._raw_header = (
             csv_line(list(header)) if sorted(self._columns) == list(range(len(header))) else None
@@ -167,25 +213,41 @@ class RemoteScorer:
             return None
         lines = block.split(b"\n")[:-1]
         numbers = range(first_line, first_line + len(lines))
+        if self._skip:
+            return None  # the record path writes bad lines aside
         answers = self._send(self._raw_header, lines, numbers)
         out = [
-            b"%s,%s\n" % (line, csv_line(cells)) for line, cells in zip(lines, answers, strict=True)
+            b"%s,%s\n" % (line, csv_line(cells))  # type: ignore[arg-type]
+            for line, cells in zip(lines, answers, strict=True)
         ]
         return b"".join(out)
 
-    def score_records(self, records: Sequence[Record], lines: Sequence[int]) -> list[Record]:
-        """Send the feature cells of each record; map the server's errors to file lines."""
-        sent = []
+    def score_records(self, records: Sequence[Record], lines: Sequence[int]) -> list[Scored]:
+        """Send the feature cells of each record; map the server's errors to file lines.
+
+        With `skip_bad_lines`, a line the server refuses is answered with its InvalidInput
+        and the other lines are sent again without it.
+        """
+        results: list[Scored | None] = []
+        sent: list[bytes] = []
+        sent_lines: list[int] = []
         for record, line in zip(records, lines, strict=True):
             if len(record) != self._n_columns:
-                raise InvalidInput(
+                bad = InvalidInput(
                     f"line {line}", f"has {len(record)} values for {self._n_columns} columns"
                 )
+                if not self._skip:
+                    raise bad
+                results.append(bad)
+                continue
+            results.append(None)
             sent.append(csv_line([record[i] for i in self._columns]))
-        return self._send(self._sent_header, sent, lines)
+            sent_lines.append(line)
+        answers = iter(self._send(self._sent_header, sent, sent_lines))
+        return [next(answers) if result is None else result for result in results]
 
-    def _send(self, header: bytes, rows: Sequence[bytes], lines: Sequence[int]) -> list[Record]:
-        answers: list[Record] = []
+    def _send(self, header: bytes, rows: Sequence[bytes], lines: Sequence[int]) -> list[Scored]:
+        answers: list[Scored] = []
         start = 0
         size = self._request_rows
         while start < len(rows):
@@ -199,10 +261,25 @@ class RemoteScorer:
                 size = self._request_rows = max(1, size // 2)
                 continue
             except InvalidInput as exc:
-                raise _at_lines(exc, lines[start : start + size]) from None
-            answers.extend(self._cells(answer, len(part)))
+                part_lines = lines[start : start + size]
+                if not self._skip:
+                    raise _at_lines(exc, part_lines) from None
+                answers.extend(self._without_bad_rows(header, part, part_lines, exc))
+            else:
+                answers.extend(self._cells(answer, len(part)))
             start += len(part)
         return answers
+
+    def _without_bad_rows(
+        self, header: bytes, rows: Sequence[bytes], lines: Sequence[int], exc: InvalidInput
+    ) -> list[Scored]:
+        """The rows the server named as bad, as errors; the others sent again."""
+        bad = _row_errors(exc, lines)
+        if not bad:  # an error that names no row (the header): nothing to skip
+            raise _at_lines(exc, lines) from None
+        kept = [i for i in range(len(rows)) if i not in bad]
+        answers = iter(self._send(header, [rows[i] for i in kept], [lines[i] for i in kept]))
+        return [bad[i] if i in bad else next(answers) for i in range(len(rows))]
 
     def _cells(self, answer: bytes, expected_rows: int) -> list[Record]:
         """The answer cells from the server's CSV answer, checked and in the output format."""
@@ -228,6 +305,20 @@ class RemoteScorer:
             f" {', '.join(self._answer_columns)}; is it a modelapi server for this model?",
             200,
         )
+
+
+def _row_errors(exc: InvalidInput, lines: Sequence[int]) -> dict[int, InvalidInput]:
+    """The server's errors by row index (`[3].glucose` is row 3), each naming its file line."""
+    by_row: dict[int, list[FieldError]] = {}
+    for detail in exc.details:
+        field = "[0]" if detail.field == "body" and len(lines) == 1 else detail.field
+        match = _SERVER_FIELD.fullmatch(field)
+        if match is None or int(match[1]) >= len(lines):
+            return {}
+        index = int(match[1])
+        where = f"line {lines[index]}" + (f", {match[2]}" if match[2] else "")
+        by_row.setdefault(index, []).append(FieldError(where, detail.reason))
+    return {index: InvalidInput.of(details) for index, details in by_row.items()}
 
 
 def _at_lines(exc: InvalidInput, lines: Sequence[int]) -> InvalidInput:

@@ -12,7 +12,12 @@ Each block takes one of two paths, with the same answers:
   included, and the record path follows.
 - the record path (`BlockScorer.score_records`): the csv module reads records (quotes,
   multi-line cells, CRLF), and the scorer validates and scores them, naming the first bad line
-  as `line N, field: reason` (the header is line 1).
+  as `line N, field: reason` (the header is line 1). A scorer made to skip bad lines answers
+  each with its InvalidInput instead: the line is left out of the output and handed to
+  `rejected`, in file order, and the rest is scored.
+
+A file without a header (`header_names` given) has its first line scored as data, under the
+names `header_names(width)` gives.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from itertools import chain
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from modelapi.errors import InvalidInput, MalformedBody
 
-__all__ = ["MAX_LINE_BYTES", "BlockScorer", "Record", "csv_line", "score_csv"]
+__all__ = ["MAX_LINE_BYTES", "BlockScorer", "Record", "Scored", "csv_line", "score_csv"]
 
 Record = list[str]
+# A record's answer cells, or (a scorer that skips bad lines) why the line was refused.
+Scored = Record | InvalidInput
 # A longer line is refused, naming it: memory holds at most a few blocks of lines, so it must
 # not grow with the longest line either (a 300 MiB line once took 2.19 GB).
 MAX_LINE_BYTES = 1024 * 1024
@@ -52,8 +59,9 @@ class BlockScorer(Protocol):
         """
         ...
 
-    def score_records(self, records: Sequence[Record], lines: Sequence[int]) -> list[Record]:
-        """The answer cells for each record; raise InvalidInput naming the first bad line."""
+    def score_records(self, records: Sequence[Record], lines: Sequence[int]) -> list[Scored]:
+        """The answer cells for each record; raise InvalidInput naming the first bad line
+        (or, for a scorer that skips bad lines, answer that line with its InvalidInput)."""
         ...
 
 
@@ -134,6 +142,11 @@ class _Lines:
             self._bytes_per_line = len(block) / max(1, have)
         return block, have
 
+    def put_back(self, block: bytes) -> None:
+        """Hand `block` (the lines taken last) out again on the next take."""
+        self._pending = block + self._pending
+        self.bytes_read -= len(block)
+
 
 def _after_newline(data: bytes, n: int, total: int) -> int:
     """The index just past the n-th newline of data, which holds `total` newlines."""
@@ -209,6 +222,8 @@ def score_csv(
     threads: int = 1,
     progress: Callable[[int], None] | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
+    rejected: Callable[[InvalidInput], None] | None = None,
+    header_names: Callable[[int], list[str]] | None = None,
 ) -> int:
     """Score a CSV stream into `out`; return the number of rows scored.
 
@@ -216,6 +231,7 @@ def score_csv(
     With `threads` > 1 and a scorer that allows it, plain blocks are scored on that many
     threads (numpy works outside the GIL), written in order; at most threads + 1 blocks are
     held. `progress(n_bytes)` is called after each block is written with the bytes it read.
+    `rejected(error)` is called, in file order, for each line a skipping scorer refused.
     Raise InvalidInput naming the first bad line (rows before it are already written), or a
     line longer than `max_line_bytes`, so that memory stays flat whatever the input.
     """
@@ -230,20 +246,29 @@ def score_csv(
     first, _ = lines.take(1)
     if not first:
         raise InvalidInput("input", "is empty: the first line must be a header naming the columns")
-    head = _decode(first.removeprefix(b"\xef\xbb\xbf"), 1)
-    found, line_no = _read_records(chain([head], more()), 1, 1)
-    header = found[0][0] if found else []
+    first = first.removeprefix(b"\xef\xbb\xbf")
+    if header_names is not None:
+        header = header_names(len(next(csv.reader([_decode(first, 1)]), [])))
+        lines.put_back(first)
+    else:
+        found, line_no = _read_records(chain([_decode(first, 1)], more()), 1, 1)
+        header = found[0][0] if found else []
     scorer, answers = scorer_for(header)
     out.write(csv_line([*header, *answers]) + b"\n")
     n_rows = 0
-    pending: deque[tuple[Future[bytes] | bytes, int]] = deque()
+    pending: deque[tuple[Future[_Written] | _Written, int]] = deque()
     reported = lines.bytes_read
 
     def write(keep: int) -> None:
-        nonlocal reported
+        nonlocal reported, n_rows
         while len(pending) > keep:
             job, read = pending.popleft()
-            out.write(job.result() if isinstance(job, Future) else job)
+            written = job.result() if isinstance(job, Future) else job
+            out.write(written.text)
+            n_rows += written.n_rows
+            for error in written.rejected:
+                assert rejected is not None, "only a scorer that skips bad lines refuses one"
+                rejected(error)
             if progress is not None:
                 progress(read - reported)
             reported = read
@@ -261,30 +286,36 @@ def score_csv(
                 else:
                     job = pool.submit(_score_plain, scorer, plain, line_no + 1)
                     pending.append((job, lines.bytes_read))
-                n_rows += n_block
                 line_no += n_block
                 write(threads)
                 continue
             write(0)
             text_lines = io.StringIO(_decode(block, line_no + 1), newline="").readlines()
-            written, n_records, line_no = _score_records(
+            written, line_no = _score_records(
                 scorer, chain(text_lines, more()), line_no + 1, line_no + len(text_lines)
             )
-            n_rows += n_records
             pending.append((written, lines.bytes_read))
             write(0)
         write(0)
     return n_rows
 
 
-def _score_plain(scorer: BlockScorer, plain: bytes, first_line: int) -> bytes:
+class _Written(NamedTuple):
+    """A scored block: its output lines, how many rows they are, and the lines refused."""
+
+    text: bytes
+    n_rows: int
+    rejected: list[InvalidInput]
+
+
+def _score_plain(scorer: BlockScorer, plain: bytes, first_line: int) -> _Written:
     """A plain block: the scorer's block path, else the record path on its lines alone
     (a block without quotes has no record that runs past its end)."""
-    written = scorer.score_block(plain, first_line)
-    if written is not None:
-        return written
+    text = scorer.score_block(plain, first_line)
+    if text is not None:
+        return _Written(text, plain.count(b"\n"), [])
     text_lines = io.StringIO(plain.decode("utf-8"), newline="").readlines()
-    written, _, _ = _score_records(
+    written, _ = _score_records(
         scorer, iter(text_lines), first_line, first_line + len(text_lines) - 1
     )
     return written
@@ -292,12 +323,19 @@ def _score_plain(scorer: BlockScorer, plain: bytes, first_line: int) -> bytes:
 
 def _score_records(
     scorer: BlockScorer, lines: Iterator[str], first_line: int, until_line: int
-) -> tuple[bytes, int, int]:
-    """Output lines for the records from first_line through until_line, how many records
-    there were, and the last line read (later than until_line if a quoted cell ran on)."""
+) -> tuple[_Written, int]:
+    """The scored records from first_line through until_line, and the last line read
+    (later than until_line if a quoted cell ran on)."""
     records, last = _read_records(lines, first_line, until_line)
-    cells = scorer.score_records([r for r, _ in records], [n for _, n in records])
+    results = scorer.score_records([r for r, _ in records], [n for _, n in records])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows(r + c for (r, _), c in zip(records, cells, strict=True))
-    return buffer.getvalue().encode(), len(records), last
+    refused: list[InvalidInput] = []
+    n_rows = 0
+    for (record, _), result in zip(records, results, strict=True):
+        if isinstance(result, InvalidInput):
+            refused.append(result)
+        else:
+            writer.writerow(record + result)
+            n_rows += 1
+    return _Written(buffer.getvalue().encode(), n_rows, refused), last

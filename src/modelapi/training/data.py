@@ -1,40 +1,56 @@
 """Training data: a CSV (path or http(s) URL) or a DataFrame, checked and described.
 
-`load_dataset` turns a table into a `Dataset`: the feature columns in CSV order, the target,
-the feature table the served model will validate against, the task, and the summary users
-expect from a notebook (rows, per-column count/mean/min/max, class balance).
+`load_dataset` turns a table into a `Dataset`: the feature columns, the target, the feature
+table the served model will validate against, each column's role, the task, and the summary
+users expect from a notebook (rows, per-column count/missing/mean/min/max, class balance).
 
 Decisions:
-- The target is the last column unless named (by CSV name or JSON key).
+- The target is the last column unless named (by CSV name or JSON key). Rows without a
+  target value cannot teach anything: they are dropped, and the summary says how many.
+- Each other column gets a role (`modelapi.training.roles`): a feature (integer, number,
+  boolean, category, datetime) or dropped with a warning (identifier, constant, free text,
+  --ignore). `--feature COLUMN:TYPE` and `--ignore COLUMN` override the inference.
+- Booleans reach the model as 1.0/0.0 and dates as days since 1970-01-01 UTC; categories
+  are their text, sorted. Min/max come from every row used (train and test).
+- Missing feature values are kept (the default pipeline imputes them); `drop_missing=True`
+  drops the rows that have one.
 - Task: a text or boolean target is classification; a numeric target is classification when
   all its values are whole numbers and there are at most `MAX_CLASSES` of them, otherwise
   regression. `task=` overrides the guess.
-- Integer columns are features of type "integer", float columns "number", text columns
-  "category" (one-hot encoded inside the model, categories sorted). Min/max come from every
-  row used (train and test).
-- Missing values are an error naming how many rows; `drop_missing=True` drops those rows.
+- A file whose first line is all numbers has no header: refused, with how to name the
+  columns (`columns=`, `--columns a,b,c`).
 - Every error is a one-line DataError that names columns and counts, never cell values.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from modelapi.bundle import DataInfo
 from modelapi.errors import DataError
-from modelapi.schema import Feature, Target, snake_case
+from modelapi.schema import Feature, FeatureType, Target, snake_case
+from modelapi.training.roles import ColumnRole, convert_column, infer_role, is_text
+from modelapi.training.summary import (
+    ColumnSummary,
+    DataSummary,
+    Label,
+    Task,
+    json_scalar,
+    summarize,
+)
+from modelapi.values import looks_like_data
 
 __all__ = [
     "MAX_CLASSES",
@@ -49,67 +65,18 @@ __all__ = [
     "read_table",
 ]
 
-Task = Literal["classification", "regression"]
-Label = int | float | str
 # A whole-numbered target with more distinct values than this is treated as a quantity.
 MAX_CLASSES = 20
 _URL_TIMEOUT_S = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class ColumnSummary:
-    """One column as a notebook's `describe()` shows it; text columns have no mean/min/max."""
-
-    column: str
-    count: int
-    mean: float | None
-    min: float | None
-    max: float | None
-    n_categories: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DataSummary:
-    """What the data looked like before training: kept in the report and printed by the CLI."""
-
-    source: str
-    n_rows: int
-    n_dropped: int
-    target: str
-    task: Task
-    columns: tuple[ColumnSummary, ...]
-    class_balance: tuple[tuple[Label, int], ...] | None
-
-    def format(self) -> str:
-        """Render the summary as a plain-text table."""
-        width = max([len(c.column) for c in self.columns] + [6])
-        lines = [
-            f"data: {self.source}: {self.n_rows} rows, {len(self.columns)} columns,"
-            f" target {self.target} ({self.task})"
-        ]
-        if self.n_dropped:
-            lines.append(f"dropped {self.n_dropped} rows with missing values")
-        lines.append(f"{'column':<{width}}  {'count':>7}  {'mean':>12}  {'min':>12}  {'max':>12}")
-        for c in self.columns:
-            if c.n_categories is not None:
-                lines.append(f"{c.column:<{width}}  {c.count:>7}  {c.n_categories} categories")
-            else:
-                numbers = "  ".join(_num(v) for v in (c.mean, c.min, c.max))
-                lines.append(f"{c.column:<{width}}  {c.count:>7}  {numbers}")
-        if self.class_balance is not None:
-            total = sum(n for _, n in self.class_balance) or 1
-            shown = ", ".join(f"{k}: {n} ({100 * n / total:.1f}%)" for k, n in self.class_balance)
-            lines.append(f"class balance ({self.target}): {shown}")
-        return "\n".join(lines)
-
-
-def _num(value: float | None) -> str:
-    return f"{'' if value is None else f'{value:.6g}':>12}"
-
-
 @dataclass(frozen=True)
 class Dataset:
-    """A checked training table: features `X` (feature-table order) and target `y`."""
+    """A checked training table: features `X` (feature-table order) and target `y`.
+
+    `X` holds what the model gets: floats (NaN where missing) for numbers, booleans and
+    dates, text (object) for categories. `roles` are every column's but the target's.
+    """
 
     X: pd.DataFrame
     y: pd.Series
@@ -119,29 +86,26 @@ class Dataset:
     classes: tuple[Label, ...] | None
     info: DataInfo
     summary: DataSummary
+    roles: tuple[ColumnRole, ...] = ()
 
-
-def json_scalar(value: object) -> Label:
-    """Turn a numpy or pandas scalar into a plain JSON scalar (a whole float becomes an int)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else value
-    return str(value)
+    @property
+    def has_missing(self) -> bool:
+        """Whether any feature value is missing (the default pipeline then imputes)."""
+        return bool(self.X.isna().to_numpy().any())
 
 
 def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def read_table(source: str | os.PathLike[str]) -> tuple[pd.DataFrame, bytes, str]:
+def read_table(
+    source: str | os.PathLike[str], *, columns: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, bytes, str]:
     """Read a CSV from a path or http(s) URL; return the table, its raw bytes and a short name.
 
     The short name is the file name, or the URL without query string (it may hold a token).
+    `columns` names the columns of a file without a header line; a file whose first line is
+    all numbers needs them, and is refused without.
     """
     text = os.fspath(source)
     if _is_url(text):
@@ -164,14 +128,44 @@ def read_table(source: str | os.PathLike[str]) -> tuple[pd.DataFrame, bytes, str
             raise DataError(f"{text}: cannot be read ({exc.strerror})") from None
     if not raw.strip():
         raise DataError(f"{shown}: the file is empty; expected a CSV with a header row")
+    if columns is None:
+        _check_header(raw, shown)
     try:
-        frame = pd.read_csv(io.BytesIO(raw))
+        if columns is None:
+            frame = pd.read_csv(io.BytesIO(raw))
+        else:
+            frame = pd.read_csv(io.BytesIO(raw), header=None, names=list(columns))
     except UnicodeDecodeError:
         raise DataError(f"{shown}: not a UTF-8 text CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{shown}: not a readable CSV ({first})") from None
+    if columns is not None and _n_fields(raw) != len(columns):
+        raise DataError(
+            f"{shown}: --columns names {len(columns)} columns but the rows have"
+            f" {_n_fields(raw)}; name every column, in order"
+        )
     return frame, raw, shown
+
+
+def _first_record(raw: bytes) -> list[str]:
+    head = raw[: raw.find(b"\n") + 1 or len(raw)].decode("utf-8-sig", errors="replace")
+    return next(csv.reader([head]), [])
+
+
+def _n_fields(raw: bytes) -> int:
+    return len(_first_record(raw))
+
+
+def _check_header(raw: bytes, shown: str) -> None:
+    # The tutorial's pima-indians-diabetes.data.csv has no header: pandas would take the first
+    # patient for the column names, and the features would be f_6, f_148, ...
+    if looks_like_data(_first_record(raw)):
+        raise DataError(
+            f"{shown}: every cell of the first line is a number, so the file seems to have no"
+            " header line; name the columns, in order, with --columns a,b,c"
+            " (in Python: columns=[...])"
+        )
 
 
 def load_dataset(
@@ -180,14 +174,21 @@ def load_dataset(
     target: str | None = None,
     task: Task | None = None,
     drop_missing: bool = False,
+    ignore: Collection[str] = (),
+    feature_types: Mapping[str, FeatureType] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Dataset:
-    """Read and check a training table; raise DataError naming the problem and the fix."""
+    """Read and check a training table; raise DataError naming the problem and the fix.
+
+    `ignore` drops columns (CSV names or JSON keys), `feature_types` sets a column's type
+    instead of inferring it, `columns` names the columns of a CSV without a header line.
+    """
     if isinstance(source, pd.DataFrame):
         frame = source.copy()
         raw = frame.to_csv(index=False).encode()
         shown = "DataFrame"
     else:
-        frame, raw, shown = read_table(source)
+        frame, raw, shown = read_table(source, columns=columns)
     frame.columns = [str(c) for c in frame.columns]
     if len(frame) == 0:
         raise DataError(f"{shown}: has a header but no data rows")
@@ -197,24 +198,49 @@ def load_dataset(
             " (is the separator a comma?)"
         )
     target_column = _find_target(frame, target, shown)
+    given = dict(feature_types or {})
+    _check_names(frame, target_column, [*ignore, *given], shown)
+    has_target = frame[target_column].notna()
+    n_no_target = int((~has_target).sum())
+    frame = frame[has_target].reset_index(drop=True)
+    if len(frame) == 0:
+        raise DataError(f"{shown}: no row has a value in the target column {target_column}")
+    roles = []
+    for name in frame.columns:
+        if name == target_column:
+            continue
+        roles.append(infer_role(frame[name], given=given, ignore=set(ignore), shown=shown))
+    kept = [r for r in roles if r.is_feature]
+    if not kept:
+        dropped = ", ".join(f"{r.column} ({r.role})" for r in roles)[:300]
+        raise DataError(
+            f"{shown}: no feature columns are left ({dropped}); keep one with --feature COLUMN:TYPE"
+        )
     n_before = len(frame)
-    frame = _check_missing(frame, target_column, drop_missing, shown)
-    frame = frame.reset_index(drop=True)
-    for column in frame.columns:
-        _check_numeric_text(frame[column], column, shown)
-    y = frame.pop(target_column)
-    X = frame
-    features = describe_features(X)
+    if drop_missing:
+        frame = frame[frame[[r.column for r in kept]].notna().all(axis=1)]
+        if len(frame) == 0:
+            raise DataError(f"{shown}: every row has a missing value; nothing is left to train on")
+        frame = frame.reset_index(drop=True)
+    X = pd.DataFrame(
+        {r.column: convert_column(frame[r.column], r.role, shown) for r in kept},  # type: ignore[arg-type]
+        index=frame.index,
+    )
+    features = _features(X, kept)
+    y = frame[target_column]
     chosen = task or _guess_task(y)
     y, classes = _prepare_target(y, chosen, target_column, shown)
-    summary = DataSummary(
+    summary = summarize(
         source=shown,
-        n_rows=len(X),
-        n_dropped=n_before - len(X),
+        original=frame,
+        X=X,
+        y=y,
+        roles=roles,
         target=target_column,
         task=chosen,
-        columns=tuple(_summarize(frame_column) for frame_column in (*_columns(X), y)),
-        class_balance=_balance(y, classes),
+        classes=classes,
+        n_dropped=n_before - len(frame),
+        n_no_target=n_no_target,
     )
     info = DataInfo(sha256=hashlib.sha256(raw).hexdigest(), n_rows=len(X), source=shown)
     return Dataset(
@@ -226,11 +252,8 @@ def load_dataset(
         classes=classes,
         info=info,
         summary=summary,
+        roles=tuple(roles),
     )
-
-
-def _columns(frame: pd.DataFrame) -> list[pd.Series]:
-    return [frame[c] for c in frame.columns]
 
 
 def _find_target(frame: pd.DataFrame, target: str | None, shown: str) -> str:
@@ -247,74 +270,78 @@ def _find_target(frame: pd.DataFrame, target: str | None, shown: str) -> str:
     )
 
 
-def _check_missing(frame: pd.DataFrame, target: str, drop: bool, shown: str) -> pd.DataFrame:
-    missing = frame.isna()
-    target_rows = int(missing[target].sum())
-    feature_missing = missing.drop(columns=[target])
-    feature_rows = int(feature_missing.any(axis=1).sum())
-    if drop:
-        kept = frame[~missing.any(axis=1)]
-        if len(kept) == 0:
-            raise DataError(f"{shown}: every row has a missing value; nothing is left to train on")
-        return kept
-    if target_rows:
+def _check_names(frame: pd.DataFrame, target: str, names: Sequence[str], shown: str) -> None:
+    known = {*frame.columns, *(snake_case(c) for c in frame.columns)}
+    unknown = [name for name in names if name not in known]
+    if unknown:
         raise DataError(
-            f"{shown}: {target_rows} rows have no value in the target column {target};"
-            " fill them, or rerun with --drop-missing to train without them"
+            f"{shown}: no column {', '.join(unknown)[:200]} (in --ignore or --feature);"
+            f" the columns are {', '.join(frame.columns)[:400]}"
         )
-    if feature_rows:
-        columns = [str(c) for c in feature_missing.columns if feature_missing[c].any()]
+    if target in names or snake_case(target) in names:
+        raise DataError(f"{shown}: {target} is the target; it cannot be ignored or a feature")
+
+
+def _features(X: pd.DataFrame, roles: Sequence[ColumnRole]) -> tuple[Feature, ...]:
+    """The feature table of the converted columns; raise DataError on clashing JSON keys."""
+    features: list[Feature] = []
+    seen: dict[str, str] = {}
+    for role in roles:
+        name, column = role.column, X[role.column]
+        key = _unique_key(name, seen)
+        if role.role == "category":
+            categories = tuple(sorted({str(v) for v in column.dropna()}))
+            features.append(Feature(column=name, key=key, type="category", categories=categories))
+        elif role.role == "boolean":
+            features.append(Feature(column=name, key=key, type="boolean"))
+        else:
+            present = column.dropna()
+            features.append(
+                Feature(
+                    column=name,
+                    key=key,
+                    type=role.role,  # type: ignore[arg-type]
+                    min=float(present.min()) if len(present) else None,
+                    max=float(present.max()) if len(present) else None,
+                )
+            )
+    return tuple(features)
+
+
+def _unique_key(name: str, seen: dict[str, str]) -> str:
+    key = snake_case(name)
+    if key in seen:
         raise DataError(
-            f"{shown}: {feature_rows} rows have missing feature values (in {', '.join(columns)});"
-            " fill them, or rerun with --drop-missing to train without them"
+            f"columns {seen[key]} and {name} both become the JSON key {key!r};"
+            " rename one of them, or drop one with --ignore"
         )
-    return frame
-
-
-def _is_text(column: pd.Series) -> bool:
-    return bool(pd.api.types.is_string_dtype(column) or pd.api.types.is_object_dtype(column))
-
-
-def _check_numeric_text(column: pd.Series, name: str, shown: str) -> None:
-    # A column that is mostly numbers with some text is a broken numeric column, not a category.
-    if not _is_text(column):
-        return
-    values = column.dropna()
-    numeric = pd.to_numeric(values.astype(str), errors="coerce").notna()
-    n_text = int((~numeric).sum())
-    if len(values) and 0 < n_text <= len(values) / 2:
-        raise DataError(
-            f"{shown}: column {name} is numeric but {n_text} rows hold text that is not a number;"
-            " fix or remove those rows"
-        )
+    seen[key] = name
+    return key
 
 
 def describe_features(X: pd.DataFrame) -> tuple[Feature, ...]:
-    """Build the feature table of a feature frame; raise DataError on clashing JSON keys."""
+    """Build the feature table of a frame a model takes as it is (`modelapi.save`).
+
+    Text columns are categories, boolean columns booleans, integer and float columns
+    integers and numbers; raise DataError on clashing JSON keys or another column type.
+    """
     features: list[Feature] = []
     seen: dict[str, str] = {}
     for name in X.columns:
         column = X[name]
-        key = snake_case(str(name))
-        if key in seen:
-            raise DataError(
-                f"columns {seen[key]} and {name} both become the JSON key {key!r};"
-                " rename one of them"
-            )
-        seen[key] = str(name)
-        if _is_text(column) or isinstance(column.dtype, pd.CategoricalDtype):
+        key = _unique_key(str(name), seen)
+        if is_text(column) or isinstance(column.dtype, pd.CategoricalDtype):
             categories = tuple(sorted({str(v) for v in column.dropna()}))
             features.append(
                 Feature(column=str(name), key=key, type="category", categories=categories)
             )
             continue
-        kind: Literal["integer", "number"] = (
-            "integer"
-            if pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column)
-            else "number"
-        )
+        if pd.api.types.is_bool_dtype(column):
+            features.append(Feature(column=str(name), key=key, type="boolean"))
+            continue
         if not pd.api.types.is_numeric_dtype(column):
             raise DataError(f"column {name}: type {column.dtype} is not a number or text")
+        kind: FeatureType = "integer" if pd.api.types.is_integer_dtype(column) else "number"
         features.append(
             Feature(
                 column=str(name),
@@ -330,7 +357,7 @@ def describe_features(X: pd.DataFrame) -> tuple[Feature, ...]:
 
 
 def _guess_task(y: pd.Series) -> Task:
-    if _is_text(y) or pd.api.types.is_bool_dtype(y) or not pd.api.types.is_numeric_dtype(y):
+    if is_text(y) or pd.api.types.is_bool_dtype(y) or not pd.api.types.is_numeric_dtype(y):
         return "classification"
     values = y.to_numpy(dtype=float)
     whole = bool(np.all(np.mod(values, 1) == 0))
@@ -344,7 +371,7 @@ def _prepare_target(
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
             raise DataError(f"{shown}: target {name} is not numeric, so it cannot be regressed")
         return y.astype(float), None
-    if pd.api.types.is_bool_dtype(y) or _is_text(y):
+    if pd.api.types.is_bool_dtype(y) or is_text(y):
         y = y.astype(str)
     elif pd.api.types.is_float_dtype(y):
         if not bool(np.all(np.mod(y.to_numpy(dtype=float), 1) == 0)):
@@ -359,24 +386,3 @@ def _prepare_target(
             f"{shown}: target {name} has a single class; classification needs at least two"
         )
     return y, classes
-
-
-def _summarize(column: pd.Series) -> ColumnSummary:
-    count = int(column.count())
-    if _is_text(column) or not pd.api.types.is_numeric_dtype(column):
-        return ColumnSummary(str(column.name), count, None, None, None, int(column.nunique()))
-    values = column.astype(float)
-    return ColumnSummary(
-        str(column.name),
-        count,
-        float(values.mean()),
-        float(values.min()),
-        float(values.max()),
-    )
-
-
-def _balance(y: pd.Series, classes: Sequence[Label] | None) -> tuple[tuple[Label, int], ...] | None:
-    if classes is None:
-        return None
-    counts = {json_scalar(k): int(v) for k, v in y.value_counts().items()}
-    return tuple((c, counts.get(c, 0)) for c in classes)

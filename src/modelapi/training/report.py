@@ -3,6 +3,10 @@
 Nothing is fetched when the page is opened: no scripts, fonts or images from the network, so
 it can be read offline or attached to a ticket. Plots are drawn with matplotlib's Agg canvas
 directly (no pyplot), so a notebook's backend and figures are left alone.
+
+The page shows the data (each column's role, what was dropped and why), the pipeline, what
+the model weighs (`weights`), the metrics and the plots. It holds counts, statistics and
+feature names, never a training value: it is served at `/model/report`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from modelapi.training.data import DataSummary
+from modelapi.schema import Feature
+from modelapi.training.preprocessing import describe_pipeline
+from modelapi.training.summary import DataSummary
+from modelapi.training.weights import Weights, model_weights
 
 __all__ = ["ReportInput", "render_report"]
 
@@ -46,6 +53,8 @@ class ReportInput:
     scores: Sequence[Sequence[float]] | None = None
     created_at: str = ""
     notes: Sequence[str] = ()
+    fitted: object | None = None
+    features: Sequence[Feature] = ()
 
 
 def render_report(report: ReportInput) -> bytes:
@@ -61,6 +70,11 @@ def render_report(report: ReportInput) -> bytes:
     parts.extend(f"<p class=muted>{esc(note)}</p>" for note in report.notes)
     if report.summary is not None:
         parts.append(_summary_html(report.summary))
+    if report.fitted is not None:
+        parts.append(f"<h2>Pipeline</h2><p>{esc(describe_pipeline(report.fitted))}</p>")
+        weights = model_weights(report.fitted, report.features)
+        if weights is not None:
+            parts.append(_weights_html(weights))
     parts.append("<h2>Metrics (test split)</h2>" + _metrics_html(report.metrics))
     plots = _plots(report)
     if plots:
@@ -77,22 +91,34 @@ def _summary_html(summary: DataSummary) -> str:
     esc = html.escape
     rows = []
     for c in summary.columns:
-        if c.n_categories is not None:
-            cells = f"<td class=n>{c.count}</td><td colspan=3>{c.n_categories} categories</td>"
+        head = f"<th>{esc(c.column)}</th><td>{esc(c.role)}</td>"
+        counts = f"<td class=n>{c.count}</td><td class=n>{c.n_missing}</td>"
+        if c.note or c.n_categories is not None or c.role == "datetime":
+            cells = f"<td colspan=3>{esc(c.values_text())}</td>"
         else:
-            cells = f"<td class=n>{c.count}</td>" + "".join(
+            cells = "".join(
                 f"<td class=n>{'' if v is None else f'{v:.6g}'}</td>"
                 for v in (c.mean, c.min, c.max)
             )
-        rows.append(f"<tr><th>{esc(c.column)}</th>{cells}</tr>")
+        rows.append(f"<tr>{head}{counts}{cells}</tr>")
+    dropped_rows = []
+    if summary.n_no_target:
+        dropped_rows.append(f"{summary.n_no_target} rows without a target value dropped")
+    if summary.n_dropped:
+        dropped_rows.append(f"{summary.n_dropped} rows with missing values dropped")
     text = (
         f"<h2>Data</h2><p>{esc(summary.source)}: {summary.n_rows} rows,"
         f" target <b>{esc(summary.target)}</b> ({esc(summary.task)})"
-        f"{f', {summary.n_dropped} rows with missing values dropped' if summary.n_dropped else ''}"
-        "</p><table><tr><th>column</th><th>count</th><th>mean</th><th>min</th><th>max</th></tr>"
-        + "".join(rows)
-        + "</table>"
+        f"{''.join(', ' + d for d in dropped_rows)}</p>"
+        "<table><tr><th>column</th><th>role</th><th>count</th><th>missing</th><th>mean</th>"
+        "<th>min</th><th>max</th></tr>" + "".join(rows) + "</table>"
     )
+    if summary.dropped:
+        text += "<p>Not used as features:</p><ul>" + "".join(
+            f"<li><b>{esc(r.column)}</b>: {esc(r.role)}, {esc(r.reason)}</li>"
+            for r in summary.dropped
+        )
+        text += "</ul><p class=muted>Keep a column with --feature COLUMN:TYPE.</p>"
     if summary.class_balance is not None:
         total = sum(n for _, n in summary.class_balance) or 1
         text += (
@@ -105,6 +131,18 @@ def _summary_html(summary: DataSummary) -> str:
         )
         text += "</table>"
     return text
+
+
+def _weights_html(weights: Weights) -> str:
+    esc = html.escape
+    rows = "".join(
+        f"<tr><th>{esc(name)}</th><td class=n>{value:.6g}</td></tr>"
+        for name, value in weights.values
+    )
+    return (
+        f"<h2>{esc(weights.title)}</h2><p class=muted>{esc(weights.note)}</p>"
+        f"<table><tr><th>feature</th><th>{esc(weights.kind)}</th></tr>{rows}</table>"
+    )
 
 
 def _metrics_html(metrics: Mapping[str, object]) -> str:
@@ -172,7 +210,7 @@ def _plots(report: ReportInput) -> list[tuple[str, str]]:
 
 
 def _roc_figure(report: ReportInput, labels: list[object]) -> Figure:
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import auc, roc_curve
 
     scores = np.asarray(report.scores, dtype=float)
     truth = [str(v) for v in report.y_true]
@@ -186,7 +224,7 @@ def _roc_figure(report: ReportInput, labels: list[object]) -> Figure:
         if positive.all() or not positive.any():
             continue
         fpr, tpr, _ = roc_curve(positive, scores[:, column])
-        ax.plot(fpr, tpr, label=f"{label}")
+        ax.plot(fpr, tpr, label=f"{label} (AUC {auc(fpr, tpr):.3f})")
     ax.plot([0, 1], [0, 1], color="#888", linewidth=1, linestyle="--")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve")
     ax.legend(loc="lower right", title="positive class")

@@ -2,9 +2,9 @@
 
 The defaults reproduce the classic notebook exactly: `train_test_split(X, y, test_size=0.3,
 random_state=1)` and `LogisticRegression(solver="lbfgs", max_iter=1000)` on the raw features,
-no scaling. Text columns are one-hot encoded by a ColumnTransformer placed in front of the
-estimator; numeric columns pass through it unchanged, so numeric-only data trains on exactly
-the numbers the classic workflow used.
+no scaling. The preprocessing in front of the estimator is `preprocessing.column_transformer`:
+numeric-only data without missing values passes through it unchanged, so it trains on
+exactly the numbers the classic workflow used.
 
 `bundle_estimator` is shared by `train`, `modelapi import` and `modelapi.save`: it computes
 the metrics, exports and checks every artifact, renders the report and fills the manifest.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import platform
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -23,12 +22,20 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 import pandas as pd
 
-from modelapi.bundle import FORMAT_VERSION, Bundle, DataInfo, Manifest, artifact_entry
+from modelapi.bundle import (
+    FORMAT_VERSION,
+    REPORT_FILE,
+    Bundle,
+    DataInfo,
+    Manifest,
+    artifact_entry,
+)
 from modelapi.errors import ConfigError, TrainingError
 from modelapi.schema import Feature, Target, snake_case
 from modelapi.store import check_name
 from modelapi.training.data import Dataset, DataSummary, Label, Task, json_scalar
 from modelapi.training.export import export_model, model_input
+from modelapi.training.preprocessing import Scale, column_transformer, fit_estimator
 from modelapi.training.report import ReportInput, render_report
 from modelapi.training.result import TrainResult
 
@@ -45,7 +52,6 @@ __all__ = [
     "train",
 ]
 
-REPORT_FILE = "report.html"
 # Estimator name -> the tasks it can do.
 ESTIMATORS: dict[str, tuple[Task, ...]] = {
     "logistic_regression": ("classification",),
@@ -79,9 +85,14 @@ def make_estimator(
     *,
     random_state: int = 1,
     params: Mapping[str, object] | None = None,
+    missing: bool = False,
+    scale: bool = False,
 ) -> object:
-    """Build the unfitted pipeline: one-hot encoding for text columns, then the estimator."""
-    from sklearn.compose import ColumnTransformer
+    """Build the unfitted pipeline: `preprocessing.column_transformer`, then the estimator.
+
+    `missing`: the training table has missing values (impute them); `scale`: standardize
+    the numeric columns.
+    """
     from sklearn.ensemble import (
         GradientBoostingClassifier,
         GradientBoostingRegressor,
@@ -90,7 +101,6 @@ def make_estimator(
     )
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
 
     tasks = ESTIMATORS.get(model)
     if tasks is None:
@@ -117,17 +127,8 @@ def make_estimator(
             estimator.set_params(**params)  # type: ignore[attr-defined]
         except ValueError as exc:
             raise ConfigError(f"params for {model}: {exc}") from None
-    numeric = [f.column for f in features if f.type != "category"]
-    categorical = [f for f in features if f.type == "category"]
-    steps: list[tuple[str, object, list[str]]] = []
-    if numeric:
-        steps.append(("numeric", "passthrough", numeric))
-    if categorical:
-        encoder = OneHotEncoder(
-            categories=[list(f.categories or ()) for f in categorical], sparse_output=False
-        )
-        steps.append(("category", encoder, [f.column for f in categorical]))
-    return Pipeline([("columns", ColumnTransformer(steps)), ("model", estimator)])
+    columns = column_transformer(estimator, features, missing=missing, scale=scale)
+    return Pipeline([("columns", columns), ("model", estimator)])
 
 
 def evaluate(
@@ -211,6 +212,8 @@ def bundle_estimator(
             scores=scores,
             created_at=created_at,
             notes=notes,
+            fitted=estimator,
+            features=tuple(features),
         )
     )
     files = {**artifacts.files, REPORT_FILE: report}
@@ -254,8 +257,12 @@ def train(
     name: str | None = None,
     params: Mapping[str, object] | None = None,
     progress: Callable[[str], None] | None = None,
+    scale: Scale = "auto",
 ) -> TrainResult:
-    """Split, fit, evaluate and export; the bundle is checked but not stored."""
+    """Split, fit, evaluate and export; the bundle is checked but not stored.
+
+    `scale`: standardize the numeric columns of a model that needs it (`preprocessing`).
+    """
     from sklearn.model_selection import train_test_split
 
     say = progress or (lambda _: None)
@@ -263,10 +270,20 @@ def train(
     model = model or DEFAULT_MODELS[dataset.task]
     if not 0.0 < test_size < 1.0:
         raise ConfigError(f"test size {test_size} must be between 0 and 1 (exclusive)")
-    estimator = make_estimator(
-        model, dataset.task, dataset.features, random_state=random_state, params=params
-    )
-    X = dataset.X.astype({f.column: str for f in dataset.features if f.type == "category"})
+
+    def build(scaled: bool) -> object:
+        return make_estimator(
+            model,
+            dataset.task,
+            dataset.features,
+            random_state=random_state,
+            params=params,
+            missing=dataset.has_missing,
+            scale=scaled,
+        )
+
+    build(False)  # a bad model name or parameter fails before the split
+    X = dataset.X
     try:
         X_train, X_test, y_train, y_test = train_test_split(
             X, dataset.y, test_size=test_size, random_state=random_state
@@ -280,13 +297,9 @@ def train(
             "the training split holds a single class; use more data or another --random-state"
         )
     say(f"training {model} on {len(X_train)} rows, testing on {len(X_test)} rows")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            estimator.fit(X_train, y_train)  # type: ignore[attr-defined]
-        except ValueError as exc:
-            raise TrainingError(f"{model} could not be fitted: {exc}"[:400]) from None
-    notes = tuple(dict.fromkeys(str(w.message).strip().splitlines()[0] for w in caught))
+    estimator, notes = fit_estimator(
+        build, X_train, y_train, scale=scale, missing=dataset.has_missing
+    )
     for note in notes:
         say(f"warning: {note}")
     say("checking the exported model against scikit-learn")
