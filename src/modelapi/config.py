@@ -63,10 +63,13 @@ class Settings(msgspec.Struct, frozen=True):
         return cls(**values)  # type: ignore[arg-type]
 
     def replace(self, **changes: object) -> Settings:
-        """Return a copy with some fields changed; None values are ignored (an unset flag)."""
+        """Return a copy with some command-line flags applied; None is an unset flag.
+
+        A bad value raises ConfigError naming the flag (`--workers`), not the variable.
+        """
         kept = {key: value for key, value in changes.items() if value is not None}
         for key, value in kept.items():
-            _PARSERS[key](ENV_PREFIX + key.upper(), str(value))
+            _PARSERS[key]("REF" if key == "model" else "--" + key.replace("_", "-"), str(value))
         return msgspec.structs.replace(self, **kept)
 
     def warnings(self) -> list[str]:

@@ -71,5 +71,8 @@ def test_bad_values_name_the_variable(name: str, value: str, expected: str) -> N
 def test_replace_keeps_unset_flags_and_checks_values() -> None:
     settings = Settings().replace(port=9001, host=None)
     assert (settings.port, settings.host) == (9001, "127.0.0.1")
-    with pytest.raises(ConfigError, match="MODELAPI_PORT"):
+    # Flags are named as the user typed them, not as the variable of the same setting.
+    with pytest.raises(ConfigError, match=r"^--port must be an integer in 0-65535"):
         Settings().replace(port=-5)
+    with pytest.raises(ConfigError, match=r"^--reload-interval-s must be"):
+        Settings().replace(reload_interval_s=-1)

@@ -16,6 +16,7 @@ from modelapi.bundle import (
     encode_manifest,
     read_bundle,
 )
+from modelapi.cli.options import ref_argument, store_option
 from modelapi.errors import BundleError, BundleNotFound
 from modelapi.store import (
     ModelStore,
@@ -31,15 +32,6 @@ __all__ = ["commands", "models"]
 
 _MAX_CATEGORIES_CHARS = 60
 
-store_option = click.option(
-    "--store",
-    default="./models",
-    show_default=True,
-    envvar="MODELAPI_STORE",
-    metavar="URI",
-    help="Store: a folder or s3://bucket/prefix (env MODELAPI_STORE).",
-)
-
 
 @click.group("models")
 def models() -> None:
@@ -51,7 +43,7 @@ def models() -> None:
 
 
 @models.command("list")
-@store_option
+@store_option()
 def list_models(store: str) -> None:
     """List the models in a store with their versions and aliases."""
     opened = open_store(store)
@@ -74,8 +66,8 @@ def list_models(store: str) -> None:
 
 
 @models.command("show")
-@click.argument("ref")
-@store_option
+@ref_argument()
+@store_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.option("--verify", is_flag=True, help="Also read every artifact and check its sha256.")
 def show(ref: str, store: str, as_json: bool, verify: bool) -> None:
@@ -105,7 +97,7 @@ def show(ref: str, store: str, as_json: bool, verify: bool) -> None:
 @click.argument("name")
 @click.argument("version")
 @click.argument("alias")
-@store_option
+@store_option()
 def alias(name: str, version: str, alias: str, store: str) -> None:
     """Point ALIAS of model NAME at VERSION (promote, or roll back)."""
     check_name("model name", name)
@@ -119,9 +111,9 @@ def alias(name: str, version: str, alias: str, store: str) -> None:
 
 
 @models.command("copy")
-@click.argument("ref")
+@ref_argument()
 @click.option("--to", "destination", required=True, metavar="URI", help="Destination store.")
-@store_option
+@store_option()
 def copy(ref: str, destination: str, store: str) -> None:
     """Copy a model (all versions and aliases), a version, or a bundle folder to another store.
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from modelapi.cli.options import ref_argument, store_option
 from modelapi.store import load_bundle, open_store, parse_ref
 
 __all__ = ["commands", "package"]
@@ -17,7 +18,7 @@ def package() -> None:
 
 
 @package.command("lambda")
-@click.argument("ref", default="diabetes")
+@ref_argument(default="diabetes")
 @click.option(
     "-o",
     "--out",
@@ -27,14 +28,9 @@ def package() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for lambda.zip, template.yaml and serverless.yml.",
 )
-@click.option(
-    "--store",
-    default="./models",
-    show_default=True,
-    envvar="MODELAPI_STORE",
-    metavar="URI",
-    help="Store holding REF: s3://bucket/prefix is read by the function at run time;"
-    " any other store is embedded (env MODELAPI_STORE).",
+@store_option(
+    "Store holding REF: s3://bucket/prefix is read by the function at run time;"
+    " any other store is embedded."
 )
 @click.option(
     "--python",

@@ -16,6 +16,7 @@ import msgspec
 
 from modelapi.answers import answer_columns
 from modelapi.bundle import decode_manifest
+from modelapi.cli.options import store_option
 from modelapi.config import Settings
 from modelapi.errors import InvalidInput
 from modelapi.predictor import Predictor
@@ -46,7 +47,7 @@ def _usable_cpus() -> int:
     default="-",
     help="Where to write the scored CSV; '-' is standard output.  [default: -]",
 )
-@click.option("--store", help="Model store: a folder or s3://bucket/prefix.  [default: ./models]")
+@store_option()
 @click.option(
     "--chunk-rows",
     type=click.IntRange(1, 10_000_000),
@@ -98,7 +99,7 @@ def predict(
     model: str,
     input_path: str,
     output: str,
-    store: str | None,
+    store: str,
     chunk_rows: int,
     api_key: str | None,
     timeout_s: float,

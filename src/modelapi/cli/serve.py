@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
+from modelapi.cli.options import ref_argument, store_option
 from modelapi.config import ENV_PREFIX, Settings
 from modelapi.errors import ConfigError
 from modelapi.extras import require
@@ -30,11 +31,11 @@ _RESERVED_FDS = 64
 
 
 @click.command()
-@click.argument("ref", required=False)
+@ref_argument(required=False)
 @click.option("--host", help="Address to listen on.  [default: 127.0.0.1; env: MODELAPI_HOST]")
 @click.option("--port", type=int, help="Port to listen on; 0 picks a free one.  [default: 8000]")
 @click.option("--workers", type=int, help="Server processes.  [default: 1]")
-@click.option("--store", help="Model store: a folder or s3://bucket/prefix.  [default: ./models]")
+@store_option()
 @click.option(
     "--access-log/--no-access-log",
     default=None,
@@ -66,7 +67,7 @@ def serve(
     host: str | None,
     port: int | None,
     workers: int | None,
-    store: str | None,
+    store: str,
     access_log: bool | None,
     api_key: str | None,
     reload_interval_s: float | None,

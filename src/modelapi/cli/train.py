@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from modelapi.cli.options import store_option
+
 if TYPE_CHECKING:
     from modelapi.training.workflow import TrainResult
 
@@ -25,13 +27,7 @@ _MODELS = (
     "ridge",
 )
 
-_store_option = click.option(
-    "--store",
-    default="./models",
-    show_default=True,
-    envvar="MODELAPI_STORE",
-    help="Store URI: a folder, file://PATH or s3://bucket/prefix (env MODELAPI_STORE).",
-)
+_store_option = store_option("Store: a folder, file://PATH or s3://bucket/prefix.")
 
 
 def _progress(message: str) -> None:
