@@ -27,6 +27,7 @@ from modelapi.bundle import (
 from modelapi.errors import BundleError, BundleNotFound, ConfigError
 
 __all__ = [
+    "MAX_ALIAS_BYTES",
     "ModelRef",
     "ModelStore",
     "check_complete",
@@ -40,6 +41,8 @@ __all__ = [
     "resolve_version",
 ]
 
+# An alias holds a version number and a newline: anything longer is refused unread.
+MAX_ALIAS_BYTES = 64
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _VERSION = re.compile(r"[0-9]{1,9}")
 # A reference that starts like a path, or contains a separator of any platform, is a path.

@@ -147,16 +147,15 @@ class S3Store:
         """Read and verify a version: one GetObject for the manifest and one per artifact."""
         base = self._version_root(name, version)
         manifest_bytes = self._get_manifest(name, version)
-        manifest = decode_manifest(manifest_bytes, f"{self._url(base)}{MANIFEST}")
 
-        def read(file: str) -> bytes:
+        def read(file: str, max_bytes: int) -> bytes:
             if file == MANIFEST:
                 return manifest_bytes
             missing = BundleError(
                 f"{name}:{version}: artifact {file} is missing from {self.uri}; the version"
                 " is damaged, copy it again from its source"
             )
-            return self._get(base + file, missing=missing, max_bytes=manifest.artifacts[file].size)
+            return self._get(base + file, missing=missing, max_bytes=max_bytes)
 
         bundle = read_bundle_from(read, serving_only=serving_only, where=self._url(base))
         self._check_identity(bundle.manifest, name, version)
