@@ -1,9 +1,11 @@
 """Faults: S3 failing in every way a server meets, and processes killed half-way through a write.
 
 The S3 store sits behind a proxy (tests/adversarial/s3_faults.py) in front of the moto server,
-which refuses connections, never answers, answers 403 or 404, or cuts answers in half. A server
-that starts during the fault answers 503 with the reason and logs it; once S3 is back it loads
-the model on its own; a fault during a reload keeps the version it serves.
+which refuses connections, never answers, answers 403, 404 or 500, answers with garbage, or
+cuts answers in half. A server that starts during the fault answers 503 with the reason and
+logs it; once S3 is back it loads the model on its own; a fault during a reload keeps the
+version it serves. Each runs for both ways the store reads objects (the standard library and
+botocore).
 
 `modelapi models copy` and `modelapi train` are killed with SIGKILL at random points: no
 version that is not complete may ever be visible in the store, and the next run succeeds.
@@ -41,12 +43,14 @@ from tests.adversarial.s3_faults import FaultProxy, fault_proxy
 from tests.conftest import PIMA_EXAMPLE
 from tests.live.servers import HttpSend, serving
 
-FAULTS = ["refuse", "silent", "403", "404", "partial"]
+FAULTS = ["refuse", "silent", "403", "404", "500", "garbage", "partial"]
 REASONS = {
     "refuse": "cannot reach the S3 endpoint",
     "silent": "ReadTimeoutError",
     "403": "access denied",
     "404": "has no alias 'production'",
+    "500": "InternalError",
+    "garbage": "cannot reach the S3 endpoint",
     "partial": "cannot reach the S3 endpoint",
 }
 KILLS = scaled(3, 12)
@@ -96,7 +100,7 @@ def _moto_store(uri: str, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3S
         return S3Store(uri)
 
 
-@pytest.mark.usefixtures("short_timeouts")
+@pytest.mark.usefixtures("s3_read_path", "short_timeouts")
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_server_started_during_an_s3_fault_answers_503_then_recovers_and_keeps_its_version(
     fault: str,
@@ -147,6 +151,7 @@ def test_a_server_started_during_an_s3_fault_answers_503_then_recovers_and_keeps
         app.close()
 
 
+@pytest.mark.usefixtures("s3_read_path")
 def test_modelapi_serve_logs_the_s3_fault_at_start_up_and_answers_503(
     s3_model: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
@@ -168,6 +173,7 @@ def test_modelapi_serve_logs_the_s3_fault_at_start_up_and_answers_503(
         assert output.count("could not be loaded") == 1
 
 
+@pytest.mark.usefixtures("s3_read_path")
 @pytest.mark.skipif(
     not IS_LONG, reason="long variant (--long): waits out the S3 store's real timeouts"
 )

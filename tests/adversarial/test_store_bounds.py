@@ -1,17 +1,20 @@
 """A store can never make a process hold more than a bundle may: every read has a bound.
 
 A gibibyte-sized artifact beside a good manifest (a sparse file: no disk used), a manifest or
-an alias far over its limit: each is refused after reading at most its bound, measured as the
-peak of Python's allocations (tracemalloc) while the read runs. Before the bounds, these reads
-took a gibibyte and more.
+an alias far over its limit, an S3 object sent without a Content-Length that does not end:
+each is refused after reading at most its bound, measured as the peak of Python's allocations
+(tracemalloc) while the read runs. Before the bounds, these reads took a gibibyte and more.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
+import sys
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -22,6 +25,8 @@ from modelapi.errors import BundleError
 from modelapi.source import ModelSource
 from modelapi.store import MAX_ALIAS_BYTES
 from modelapi.store.local import LocalStore
+from modelapi.store.s3 import S3Store
+from tests.adversarial.s3_faults import FaultProxy, fault_proxy
 
 GIB = 1024**3
 # Far above any bound below that is not MAX_MANIFEST_BYTES, far below what an unbounded read takes.
@@ -116,3 +121,85 @@ def test_a_named_pipe_posing_as_an_artifact_is_refused_without_waiting(store: Lo
     os.mkfifo(artifact)  # opened for reading, it would wait for a writer forever
     with pytest.raises(BundleError, match="not a regular file"):
         store.read("diabetes", 2, serving_only=True)
+
+
+# -- S3, both ways of reading ----------------------------------------------------------------
+
+# In a process of its own, away from moto's allocations: one read that passes (so that a
+# botocore client is made and warm), then the read that is measured.
+_READ = """
+import json, sys, tracemalloc
+from modelapi.errors import BundleError
+from modelapi.store.s3 import S3Store
+store = S3Store(sys.argv[1])
+calls = {"alias": lambda: store.resolve_alias("diabetes", "production"),
+         "manifest": lambda: store.read_manifest("diabetes", 1),
+         "artifact": lambda: store.read("diabetes", 1, serving_only=True)}
+calls[sys.argv[2]]()
+tracemalloc.start()
+try:
+    calls[sys.argv[3]]()
+    outcome = "read"
+except BundleError as exc:
+    outcome = str(exc)
+print(json.dumps([outcome, tracemalloc.get_traced_memory()[1]]))
+"""
+
+
+def _peak_in_a_process(uri: str, warm_up: str, read: str) -> tuple[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", _READ, uri, warm_up, read],
+        capture_output=True, text=True, timeout=120, env=os.environ, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcome, peak = json.loads(done.stdout)
+    return str(outcome), int(peak)
+
+
+@pytest.fixture
+def flood(
+    s3_read_path: str, s3_store_uri: str, builtin_bundle: Bundle, aws_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[FaultProxy]:  # fmt: skip
+    """diabetes:1 in moto behind a proxy that floods answers without a Content-Length."""
+    writer = S3Store(s3_store_uri)
+    writer.put(builtin_bundle)
+    writer.set_alias("diabetes", "production", 1)
+    with fault_proxy(aws_env) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+        proxy.mode = "flood"
+        yield proxy
+
+
+def test_an_endless_s3_alias_is_read_no_further_than_its_bound(
+    flood: FaultProxy, s3_store_uri: str
+) -> None:
+    flood.flood_only = "/aliases/"
+    outcome, peak = _peak_in_a_process(s3_store_uri, "manifest", "alias")
+    assert outcome == f"production: size over {MAX_ALIAS_BYTES} bytes, limit {MAX_ALIAS_BYTES}"
+    assert peak < PEAK_BYTES
+    assert flood.flooded < flood.flood_bytes
+
+
+def test_an_endless_s3_artifact_is_read_no_further_than_its_declared_size(
+    flood: FaultProxy, s3_store_uri: str, builtin_bundle: Bundle
+) -> None:
+    flood.flood_only = "/linear.json"
+    size = builtin_bundle.manifest.artifacts["linear.json"].size
+    outcome, peak = _peak_in_a_process(s3_store_uri, "manifest", "artifact")
+    assert outcome == f"linear.json: size over {size} bytes, manifest says {size}"
+    assert peak < PEAK_BYTES
+    assert flood.flooded < flood.flood_bytes
+
+
+def test_an_endless_s3_manifest_is_read_no_further_than_the_manifest_limit(
+    flood: FaultProxy, s3_store_uri: str
+) -> None:
+    flood.flood_only = "/manifest.json"
+    flood.flood_bytes = 256 * 1024 * 1024
+    outcome, peak = _peak_in_a_process(s3_store_uri, "alias", "manifest")
+    limit = MAX_MANIFEST_BYTES
+    assert outcome == f"manifest.json: size over {limit} bytes, limit {limit}"
+    # The limit read, and one copy of it joined: nowhere near the 256 MiB sent.
+    assert peak < 3 * limit
+    assert flood.flooded < flood.flood_bytes
