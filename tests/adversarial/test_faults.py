@@ -5,7 +5,9 @@ which refuses connections, never answers, answers 403, 404 or 500, answers with 
 cuts answers in half. A server that starts during the fault answers 503 with the reason and
 logs it; once S3 is back it loads the model on its own; a fault during a reload keeps the
 version it serves. Each runs for both ways the store reads objects (the standard library and
-botocore).
+botocore). An S3 that drips its answers a byte at a time never stops `modelapi serve` from
+answering /ping and /health, at start-up or during a reload, and each dripping read is
+abandoned at the store's deadline.
 
 `modelapi models copy` and `modelapi train` are killed with SIGKILL at random points: no
 version that is not complete may ever be visible in the store, and the next run succeeds.
@@ -77,10 +79,10 @@ def proxy(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Open S3 stores with 0.5 s timeouts and one attempt, so a silent endpoint costs 1 s."""
 
-    def quick(uri: str) -> ModelStore:
+    def quick(uri: str, *, read_deadline_s: float | None = None) -> ModelStore:
         if uri.startswith("s3://"):
             return S3Store(uri, connect_timeout_s=0.5, read_timeout_s=0.5, max_attempts=1)
-        return open_store(uri)
+        return open_store(uri, read_deadline_s=read_deadline_s)
 
     monkeypatch.setattr(modelapi.source, "open_store", quick)
     monkeypatch.setattr(modelapi.app, "open_store", quick)
@@ -193,6 +195,77 @@ def test_a_silent_s3_endpoint_delays_start_up_by_a_bounded_time(
         server.wait_for("ReadTimeoutError")
         with HttpSend(server.url) as send:
             assert send("GET", "/health", {}, b"")[0] == 503
+
+
+def _answers_at_once(url: str, health: int) -> str:
+    """/ping and /health answer well inside the store's deadline; return /health's body."""
+    with HttpSend(url) as send:
+        for _ in range(10):
+            started = time.monotonic()
+            assert send("GET", "/ping", {}, b"")[0] == 200
+            status, _, body = send("GET", "/health", {}, b"")
+            assert status == health
+            assert time.monotonic() - started < 1
+    return body.decode()
+
+
+@pytest.mark.usefixtures("s3_read_path")
+def test_a_server_starting_while_s3_drips_answers_ping_and_health_at_once(
+    s3_model: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    proxy.mode = "drip"
+    env = {
+        "AWS_ENDPOINT_URL_S3": proxy.url,
+        "MODELAPI_STORE": s3_model,
+        "MODELAPI_MODEL": "diabetes@production",
+        "MODELAPI_STORE_DEADLINE_S": "8",
+    }
+    started = time.monotonic()
+    with serve_process(tmp_path, env=env) as server:
+        # Up before the dripping read's deadline: the start-up waited for it 5 s at most.
+        assert time.monotonic() - started < 8
+        assert server.model == "diabetes@production"
+        assert proxy.dripping == 1
+        assert "has not been loaded yet" in _answers_at_once(server.url, 503)
+        server.wait_for("is still loading after 5 s")
+        server.wait_for("S3 did not finish a read of", timeout_s=15)  # abandoned at 8 s
+        assert "within its 8 s deadline" in server.output()
+        with HttpSend(server.url) as send:
+            assert b"deadline" in send("GET", "/health", {}, b"")[2]
+
+
+@pytest.mark.usefixtures("s3_read_path")
+def test_a_reload_from_a_dripping_s3_never_stops_the_server_answering(
+    s3_model: str,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    aws_env: str,
+    builtin_bundle: Bundle,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {
+        "AWS_ENDPOINT_URL_S3": proxy.url,
+        "MODELAPI_STORE": s3_model,
+        "MODELAPI_MODEL": "diabetes@production",
+        "MODELAPI_RELOAD_INTERVAL_S": "0.2",
+        "MODELAPI_STORE_DEADLINE_S": "2",
+    }
+    with serve_process(tmp_path, env=env) as server:
+        assert server.model == "diabetes:1"
+        operator = _moto_store(s3_model, aws_env, monkeypatch)
+        operator.put(builtin_bundle)
+        proxy.mode = "drip"
+        operator.set_alias("diabetes", "production", 2)
+        _until(lambda: proxy.dripping > 0, "a dripping reload")
+        assert '"diabetes:1"' in _answers_at_once(server.url, 200)
+        server.wait_for("keeping diabetes:1: S3 did not finish a read of")
+        assert "within its 2 s deadline" in server.output()
+        proxy.mode = "pass"
+        with HttpSend(server.url) as send:
+            _until(
+                lambda: send("GET", "/model", {}, b"")[1].get("x-model-version") == "diabetes:2",
+                "the promoted version being served",
+            )
 
 
 # ---- killed half-way through a write -----------------------------------------------------------

@@ -19,6 +19,7 @@ from modelapi.bundle import Bundle
 from modelapi.config import Settings
 from modelapi.store import open_store
 from modelapi.store.s3 import S3Store
+from tests.adversarial.s3_faults import fault_proxy
 from tests.aws_lambda.events import load_event
 from tests.conftest import use_s3_read_path
 
@@ -230,3 +231,37 @@ def served(handler: LambdaHandler) -> object:
     headers = invoke(handler)["headers"]
     assert isinstance(headers, dict)
     return headers["x-model-version"]
+
+
+def test_a_reload_from_a_dripping_s3_never_holds_an_answer(
+    s3_store_uri: str,
+    builtin_bundle: Bundle,
+    aws_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    push(builtin_bundle, s3_store_uri)
+    with fault_proxy(aws_env) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+        handler = make_handler(s3_store_uri, reload_interval_s=0.05, store_deadline_s=3)
+        assert served(handler) == "diabetes:1"
+        proxy.mode = "drip"  # the reload's read of the alias gets a byte every 2 s
+        deadline = time.monotonic() + 10
+        while proxy.dripping == 0:
+            assert time.monotonic() < deadline, "no reload started"
+            served(handler)
+        for _ in range(20):
+            # Answered with the loaded version at once: not after the drip's 3 s deadline.
+            started = time.monotonic()
+            assert served(handler) == "diabetes:1"
+            assert time.monotonic() - started < 1
+        deadline = time.monotonic() + 15
+        while "within its 3 s deadline" not in caplog.text:  # the drip is abandoned
+            assert time.monotonic() < deadline, "the dripping read was never abandoned"
+            time.sleep(0.05)
+        proxy.mode = "pass"
+        push(builtin_bundle, s3_store_uri)
+        deadline = time.monotonic() + 20
+        while served(handler) != "diabetes:2":
+            assert time.monotonic() < deadline, "the promoted version was never served"
+            time.sleep(0.05)

@@ -166,12 +166,18 @@ def check_complete(bundle: Bundle) -> None:
         verify_artifact(manifest, name, data)
 
 
-def open_store(uri: str) -> ModelStore:
-    """Open a store from a URI: a folder path, `file://PATH`, or `s3://bucket/prefix`."""
+def open_store(uri: str, *, read_deadline_s: float | None = None) -> ModelStore:
+    """Open a store from a URI: a folder path, `file://PATH`, or `s3://bucket/prefix`.
+
+    `read_deadline_s` bounds each read of an S3 store, all its attempts included (None: the
+    store's default, 20 s); a folder is read without one.
+    """
     if uri.startswith("s3://"):
         from modelapi.store.s3 import S3Store
 
-        return S3Store(uri)
+        if read_deadline_s is None:
+            return S3Store(uri)
+        return S3Store(uri, read_deadline_s=read_deadline_s)
     if "://" in uri and not uri.startswith("file://"):
         raise ConfigError(
             f"store {uri[:80]!r} is not supported: use a folder path or s3://bucket/prefix"
