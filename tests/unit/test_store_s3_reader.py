@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -402,6 +403,32 @@ def test_the_transport_names_each_failure_as_botocore_does() -> None:
     with pytest.raises(ValueError, match="must start with http"):
         transport.request("GET", "ftp://x/k", {}, deadline=time.monotonic() + 1, max_bytes=1)
     transport.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"HTTP/1.1 200 OK\r\nContent-Ty", b"HTTP/1.1 200 O", b"HTTP/1.0 200 OK\r\n\r\n1\n"],
+    ids=["cut in the headers", "cut in the status line", "no length"],
+)
+def test_an_answer_of_unknown_length_is_not_taken_for_a_whole_object(answer: bytes) -> None:
+    # http.client reads a head cut short as a whole one: a 200 whose body could be any part
+    # of the object (an alias "12" read as "1") is refused instead.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def answer_once() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+        thread = threading.Thread(target=answer_once, daemon=True)
+        thread.start()
+        transport = Transport(connect_timeout_s=1, read_timeout_s=1)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/k"
+        with pytest.raises(Unreachable) as info:
+            transport.request("GET", url, {}, deadline=time.monotonic() + 5, max_bytes=10)
+        assert info.value.kind == "ResponseStreamingError"
+        thread.join(5)
 
 
 @pytest.fixture(scope="module")
