@@ -23,7 +23,7 @@ from modelapi.errors import BundleError, BundleNotFound, ConfigError, StoreError
 from modelapi.store.s3 import S3Store
 from modelapi.store.s3_reader import ReadSettings, S3Reader, settings_from_environment
 from modelapi.store.sigv4 import Credentials
-from modelapi.store.transport import DeadlinePassed, Transport, Unreachable
+from modelapi.store.transport import DeadlinePassed, Transport, Unreachable, host_header
 from tests.adversarial.s3_faults import fault_proxy
 from tests.conftest import S3_READ_PATHS, use_s3_read_path
 from tests.fake_s3 import BUCKET, SECRET, FakeS3, error_body, fake_s3
@@ -447,9 +447,9 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_tls_is_verified_against_the_ca_bundle_the_environment_names(
-    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def tls_fake(certificate: tuple[Path, Path]) -> Iterator[FakeS3]:
+    """The fake S3 over TLS, with the certificate above; us-east-1."""
     import ssl
 
     cert, key = certificate
@@ -459,18 +459,71 @@ def test_tls_is_verified_against_the_ca_bundle_the_environment_names(
         server.socket = context.wrap_socket(server.socket, server_side=True)
         server.region = "us-east-1"
         server.objects = {"models/m/aliases/production": b"1\n"}
-        https = server.url.replace("http://", "https://")
-        settings = ReadSettings(
-            Credentials("AKIDEXAMPLE", SECRET, None), "us-east-1", https, ca_bundle=str(cert)
-        )
-        reader = S3Reader(BUCKET, settings, connect_timeout_s=1, read_timeout_s=1, max_attempts=1)
-        key_name = "models/m/aliases/production"
-        assert reader.get(key_name, max_bytes=64, deadline_s=5) == b"1\n"
+        yield server
+
+
+def test_tls_is_verified_against_the_ca_bundle_the_environment_names(
+    tls_fake: FakeS3, certificate: tuple[Path, Path]
+) -> None:
+    https = tls_fake.url.replace("http://", "https://")
+    cert = str(certificate[0])
+    settings = ReadSettings(
+        Credentials("AKIDEXAMPLE", SECRET, None), "us-east-1", https, ca_bundle=cert
+    )
+    key = "models/m/aliases/production"
+    reader = S3Reader(BUCKET, settings, connect_timeout_s=1, read_timeout_s=1, max_attempts=1)
+    assert reader.get(key, max_bytes=64, deadline_s=5) == b"1\n"
+    reader.close()
+    for ca_bundle, kind in [(None, "SSLError")]:
         untrusted = S3Reader(
-            BUCKET, settings._replace(ca_bundle=None), connect_timeout_s=1, read_timeout_s=1,
-            max_attempts=1,
+            BUCKET, settings._replace(ca_bundle=ca_bundle), connect_timeout_s=1,
+            read_timeout_s=1, max_attempts=1,
         )  # fmt: skip
         with pytest.raises(Unreachable) as info:
-            untrusted.get(key_name, max_bytes=64, deadline_s=5)
-        assert info.value.kind == "SSLError"
-        reader.close()
+            untrusted.get(key, max_bytes=64, deadline_s=5)
+        assert info.value.kind == kind
+    missing = S3Reader(
+        BUCKET, settings._replace(ca_bundle=cert + ".gone"), connect_timeout_s=1,
+        read_timeout_s=1, max_attempts=1,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"the CA bundle .* cannot be read .*AWS_CA_BUNDLE"):
+        missing.get(key, max_bytes=64, deadline_s=5)
+
+
+@pytest.mark.parametrize("read_path", S3_READ_PATHS)
+def test_https_on_its_default_port_is_signed_for_the_host_without_it(
+    tls_fake: FakeS3,
+    certificate: tuple[Path, Path],
+    read_path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # The endpoint says port 443; connections to it are taken to the fake's own port. The
+    # signature covers "Host: 127.0.0.1", and the fake checks it over the Host it receives.
+    connect = socket.create_connection
+
+    def to_the_fake(address: tuple[str, int], *args: object, **kwargs: object) -> socket.socket:
+        host, port = address
+        return connect((host, tls_fake.server_port if port == 443 else port), *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "create_connection", to_the_fake)
+    for name, value in {
+        "AWS_ENDPOINT_URL_S3": "https://127.0.0.1",
+        "AWS_CA_BUNDLE": str(certificate[0]),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    use_s3_read_path(read_path, monkeypatch, tmp_path, ("AKIDEXAMPLE", SECRET, TOKEN))
+    store = S3Store(URI, max_attempts=1)
+    assert store.read_path == read_path
+    assert store.resolve_alias("m", "production") == 1
+    assert [seen.headers["Host"] for seen in tls_fake.seen] == ["127.0.0.1"]
+
+
+def test_the_host_header_leaves_out_the_schemes_default_port() -> None:
+    assert host_header("https", "s3.amazonaws.com", 443) == "s3.amazonaws.com"
+    assert host_header("http", "127.0.0.1", 80) == "127.0.0.1"
+    assert host_header("https", "minio", 9000) == "minio:9000"
+    assert host_header("http", "::1", 443) == "[::1]:443"

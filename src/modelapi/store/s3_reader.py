@@ -25,7 +25,7 @@ from typing import NamedTuple
 from modelapi._version import __version__
 from modelapi.errors import ConfigError
 from modelapi.store.sigv4 import Credentials, quote, signed_get_headers
-from modelapi.store.transport import Answer, Transport, Unreachable, split_url
+from modelapi.store.transport import Answer, Transport, Unreachable, host_header, split_url
 
 __all__ = ["ReadSettings", "S3Failure", "S3Reader", "S3Refusal", "settings_from_environment"]
 
@@ -233,10 +233,11 @@ class S3Reader:
         if endpoint is not None:
             scheme, host, port, target = split_url(endpoint)
             # The URL keeps the endpoint as written; the signed Host header drops a default port.
-            origin = endpoint[: len(endpoint) - len(target)] if target != "/" else endpoint
+            written, _, rest = endpoint.partition("://")
+            origin = f"{written}://{re.split('[/?]', rest, maxsplit=1)[0]}"
             prefix = target.partition("?")[0].rstrip("/")
-            host = _authority(scheme, host, port)
-            return _Target(origin.rstrip("/"), host, f"{prefix}/{self._bucket}", region)
+            host = host_header(scheme, host, port)
+            return _Target(origin, host, f"{prefix}/{self._bucket}", region)
         base = self._regional(region)
         host = base.removeprefix("https://")
         if _VIRTUAL_HOSTABLE.fullmatch(self._bucket):
@@ -308,12 +309,6 @@ def _dns_suffix(region: str) -> str | None:
         if pattern.fullmatch(region):
             return suffix
     return None
-
-
-def _authority(scheme: str, host: str, port: int) -> str:
-    """host[:port] as in a Host header: the port left out when it is the scheme's default."""
-    shown = f"[{host}]" if ":" in host else host
-    return shown if port == (443 if scheme == "https" else 80) else f"{shown}:{port}"
 
 
 def _check_endpoint(name: str, url: str) -> str:

@@ -23,10 +23,20 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING, NamedTuple
 
+from modelapi.errors import ConfigError
+
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["Answer", "DeadlinePassed", "TooLarge", "Transport", "Unreachable", "split_url"]
+__all__ = [
+    "Answer",
+    "DeadlinePassed",
+    "TooLarge",
+    "Transport",
+    "Unreachable",
+    "host_header",
+    "split_url",
+]
 
 # Error answers are read for their code and message only, never in full.
 _MAX_ERROR_BYTES = 64 * 1024
@@ -101,6 +111,22 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     return scheme, host, port, target
 
 
+def host_header(scheme: str, host: str, port: int) -> str:
+    """The Host header for host and port, as botocore signs it: no port when it is the default."""
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port == (443 if scheme == "https" else 80) else f"{shown}:{port}"
+
+
+class _Request(NamedTuple):
+    method: str
+    url: str
+    target: str
+    headers: dict[str, str]
+    body: bytes | None
+    deadline: float
+    max_bytes: int
+
+
 class Transport:
     """Keep-alive connections to HTTP(S) endpoints, and requests on them within a deadline."""
 
@@ -132,19 +158,22 @@ class Transport:
         """
         scheme, host, port, target = split_url(url)
         origin = _Origin(scheme, host, port)
+        sent = dict(headers)
+        if not any(name.lower() == "host" for name in sent):
+            # http.client would add the port of plain HTTP to an https host, which is not the
+            # Host header a signature covers.
+            sent["Host"] = host_header(scheme, host, port)
+        request = _Request(method, url, target, sent, body, deadline, max_bytes)
         connection = self._take(origin)
         if connection is not None:
             try:
-                return self._exchange(connection, origin, url, method, target, headers, body,
-                                      deadline, max_bytes)  # fmt: skip
+                return self._exchange(connection, origin, request)
             except Unreachable as exc:
                 # The server closed the idle connection since its last answer: nothing was
                 # read, so the request is sent again at once on a new one.
                 if not isinstance(exc.__cause__, _STALE):
                     raise
-        connection = self._connect(origin, url, deadline)
-        return self._exchange(connection, origin, url, method, target, headers, body,
-                              deadline, max_bytes)  # fmt: skip
+        return self._exchange(self._connect(origin, url, deadline), origin, request)
 
     def close(self) -> None:
         """Close every idle connection."""
@@ -193,9 +222,12 @@ class Transport:
         self, sock: socket.socket, host: str, url: str, deadline: float
     ) -> socket.socket:
         """The TLS connection over `sock`, its handshake done within the deadline."""
-        secure = self._ssl_context().wrap_socket(
-            sock, server_hostname=host, do_handshake_on_connect=False
-        )
+        try:
+            context = self._ssl_context()
+        except ConfigError:
+            sock.close()
+            raise
+        secure = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
         timer = _Timer(secure, deadline - time.monotonic())
         try:
             secure.settimeout(self.connect_timeout_s)
@@ -215,21 +247,19 @@ class Transport:
         if self._context is None:
             import ssl  # only https endpoints need it
 
-            self._context = ssl.create_default_context(cafile=self.ca_bundle)
+            try:
+                self._context = ssl.create_default_context(cafile=self.ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"the CA bundle {self.ca_bundle!r} cannot be read ({exc}): fix AWS_CA_BUNDLE,"
+                    " REQUESTS_CA_BUNDLE or the AWS config file's ca_bundle"
+                ) from None
         return self._context
 
     def _exchange(
-        self,
-        connection: http.client.HTTPConnection,
-        origin: _Origin,
-        url: str,
-        method: str,
-        target: str,
-        headers: Mapping[str, str],
-        body: bytes | None,
-        deadline: float,
-        max_bytes: int,
+        self, connection: http.client.HTTPConnection, origin: _Origin, request: _Request
     ) -> Answer:
+        url, deadline, max_bytes = request.url, request.deadline, request.max_bytes
         sock = connection.sock
         remaining = deadline - time.monotonic()
         if sock is None or remaining <= 0:
@@ -242,7 +272,9 @@ class Transport:
         phase = "ConnectionClosedError"
         try:
             sock.settimeout(self.read_timeout_s)
-            connection.request(method, target, body=body, headers=dict(headers))
+            connection.request(
+                request.method, request.target, body=request.body, headers=request.headers
+            )
             response = connection.getresponse()
             phase = "ResponseStreamingError"
             is_success = response.status < 300
