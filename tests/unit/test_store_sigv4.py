@@ -136,7 +136,12 @@ def _at(moment: datetime.datetime) -> Any:
     return mock.patch.object(botocore.auth, "get_current_datetime", return_value=moment)
 
 
-@settings(max_examples=300, deadline=None)
+# As the other property tests: no health checks on generation speed, which a loaded machine
+# fails at random.
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=_QUIET)
 @given(
     access_key=_access_keys,
     secret_key=_secrets,
@@ -189,7 +194,7 @@ _header_values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max
 _query_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=_QUIET)
 @given(
     secret_key=_secrets,
     token=_tokens,
@@ -281,7 +286,9 @@ def _record(request: Any, **_: object) -> AWSResponse:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[*_QUIET, HealthCheck.function_scoped_fixture],
 )
 @given(
     region=st.sampled_from(REGIONS),
