@@ -119,15 +119,62 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point boto3 at the moto server with dummy credentials; return the endpoint URL."""
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Point boto3 at the moto server with dummy credentials; return the endpoint URL.
+
+    No AWS config or credentials file is read (this machine's own would change the settings).
+    """
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_endpoint
+
+
+S3_READ_PATHS = ["standard library", "botocore"]
+
+
+def use_s3_read_path(
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    credentials: tuple[str, str, str] = ("testing", "testing", "testing"),
+) -> None:
+    """Make S3 stores opened from now on read objects the given way, with `credentials`.
+
+    The standard library reads with credentials in the environment; for "botocore" they are
+    moved to a credentials file, as on a machine with a profile, which only botocore reads.
+    """
+    access_key, secret_key, token = credentials
+    monkeypatch.setattr("modelapi.store.s3_client._sessions", [])  # a session keeps credentials
+    if path == "standard library":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", access_key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
+        monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+        return
+    assert path == "botocore", path
+    file = tmp_path / "aws-credentials"
+    file.write_text(
+        f"[default]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret_key}\n"
+        f"aws_session_token = {token}\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(file))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(params=S3_READ_PATHS)
+def s3_read_path(
+    request: pytest.FixtureRequest, aws_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> str:
+    """Each way an S3 store reads objects (see use_s3_read_path): tests hold both to one bar."""
+    path: str = request.param
+    use_s3_read_path(path, monkeypatch, tmp_path)
+    return path
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ disconnects, the lifespan protocol, request metrics, and the one place where an 
 exception becomes a logged, generic 500.
 
 The model is loaded in `create_app`, never in the lifespan: in-process test transports skip
-the lifespan and some adapters run it per invocation. A daemon thread retries a failed load
-and, for an alias or a plain name in a store, re-checks it every `reload_interval_s` seconds.
+the lifespan and some adapters run it per invocation. The load runs beside the start-up and
+is waited for at most a few seconds, so a slow store delays the start by no more than that
+(the app then answers 503 until the load is done). A daemon thread retries a failed load and,
+for an alias or a plain name in a store, re-checks it every `reload_interval_s` seconds.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 _RETRY_FIRST_S = 1.0
 _RETRY_MAX_S = 30.0
+# How long create_app waits for the first load before it lets the server answer (503 then).
+_FIRST_LOAD_WAIT_S = 5.0
 
 
 # The content types most answers carry, encoded once.
@@ -314,33 +318,57 @@ class _Watcher:
     def _tick(self) -> None:
         source = self.source
         if source.predictor is None:
-            source.load()
+            if not source.is_loading:  # the first load may still be running
+                source.load()
             return
         ref = source.ref
         # A plain name the store does not hold is served from the built-in models: nothing
         # in the store can replace it until the store holds that name.
         if ref.alias is None:
             if self._store is None:
-                self._store = open_store(source.store_uri or "./models")
+                self._store = open_store(
+                    source.store_uri or "./models", read_deadline_s=source.store_deadline_s
+                )
             if not self._store.versions(ref.name):
                 return
         source.refresh()
 
 
 def create_app(settings: Settings | None = None, *, source: ModelSource | None = None) -> App:
-    """Build the ASGI app and load its model now; settings default to Settings.from_env().
+    """Build the ASGI app and load its model; settings default to Settings.from_env().
 
-    A model that cannot be loaded is logged and answered with 503 (and the reason) until a
-    background retry succeeds; the app itself always starts.
+    The load is waited for at most 5 s; a model that is still loading, or cannot be loaded,
+    is answered with 503 (and the reason) until the load or a background retry succeeds. The
+    app itself always starts.
     """
     settings = settings if settings is not None else Settings.from_env()
     if source is None:
         source = ModelSource(
-            settings.model, settings.store, reload_interval_s=settings.reload_interval_s
+            settings.model,
+            settings.store,
+            reload_interval_s=settings.reload_interval_s,
+            store_deadline_s=settings.store_deadline_s,
         )
     if source.predictor is None:
-        source.load()
+        _load_first(source, _FIRST_LOAD_WAIT_S)
     metrics = Metrics(model=source.model_labels)
     app = App(Service(source, settings, load_on_request=False, metrics=metrics), metrics)
     app.watch()
     return app
+
+
+def _load_first(source: ModelSource, wait_s: float) -> None:
+    """Load the model in a thread, waiting for it at most `wait_s`.
+
+    A store that answers slowly (or drips its answer) would otherwise keep the server from
+    answering anything, /ping and /health included, until the load's deadline.
+    """
+    loading = threading.Thread(target=source.load, name="modelapi-first-load", daemon=True)
+    loading.start()
+    loading.join(wait_s)
+    if loading.is_alive():
+        logger.warning(
+            "model %s is still loading after %g s; answering 503 until it is loaded",
+            source.ref,
+            wait_s,
+        )

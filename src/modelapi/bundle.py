@@ -7,7 +7,9 @@ the reader of the old one goes beside this module, one module per version, with 
 
 Reading checks the format version and the size and sha256 of every artifact it reads before
 anything from it is used, and artifact names are plain file names: a manifest cannot point a
-reader outside its own folder.
+reader outside its own folder. No file is read past what it may hold: the manifest's declared
+size for an artifact (itself at most MAX_ARTIFACT_BYTES), MAX_MANIFEST_BYTES for the manifest;
+a larger file is refused before its contents are read.
 """
 
 # Annotations stay objects here (no `from __future__ import annotations`): msgspec reads the
@@ -17,6 +19,7 @@ reader outside its own folder.
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -29,6 +32,8 @@ from modelapi.schema import Feature, Target
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
+    "MAX_ARTIFACT_BYTES",
+    "MAX_MANIFEST_BYTES",
     "REPORT_FILE",
     "Artifact",
     "Bundle",
@@ -42,6 +47,8 @@ __all__ = [
     "encode_manifest",
     "read_bundle",
     "read_bundle_from",
+    "read_file",
+    "size_error",
     "verify_artifact",
     "write_bundle",
 ]
@@ -50,6 +57,10 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 # The training report every trained version carries (served at /model/report).
 REPORT_FILE = "report.html"
+# The largest manifest and the largest artifact a bundle may have; every read is bounded by
+# them, so a damaged or hostile store cannot make a process hold more.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 Label = int | float | str
@@ -152,19 +163,37 @@ def verify_artifact(manifest: Manifest, name: str, data: bytes) -> None:
         raise BundleError(f"{name}: sha256 does not match {MANIFEST}; the file was changed")
 
 
-def read_bundle_from(
-    read: Callable[[str], bytes], *, serving_only: bool = False, where: str = ""
-) -> Bundle:
-    """Read a bundle through `read(file_name) -> bytes`; verify every artifact read.
+def size_error(name: str, size: int | None, max_bytes: int, *, declared: bool) -> BundleError:
+    """The error for a file over what it may hold (`size` None: known only to be over).
 
-    Serving reads only the artifact it answers from (`serving_only`); everything else reads all.
+    `declared` says `max_bytes` is the size the manifest gives the file, not a limit.
     """
-    manifest = decode_manifest(read(MANIFEST), where + MANIFEST)
+    found = f"size {size} bytes" if size is not None else f"size over {max_bytes} bytes"
+    expected = f"manifest says {max_bytes}" if declared else f"limit {max_bytes}"
+    return BundleError(f"{name}: {found}, {expected}")
+
+
+def read_bundle_from(
+    read: Callable[[str, int], bytes], *, serving_only: bool = False, where: str = ""
+) -> Bundle:
+    """Read a bundle through `read(file_name, max_bytes) -> bytes`; verify every artifact read.
+
+    `read` returns at most `max_bytes` + 1 bytes (or raises BundleError for a larger file):
+    MAX_MANIFEST_BYTES for the manifest, the manifest's size for an artifact. Serving reads
+    only the artifact it answers from (`serving_only`); everything else reads all.
+    """
+    manifest = decode_manifest(read(MANIFEST, MAX_MANIFEST_BYTES), where + MANIFEST)
     wanted = [manifest.serving] if serving_only else list(manifest.artifacts)
     files: dict[str, bytes] = {}
     for name in wanted:
         check_artifact_name(name)
-        data = read(name)
+        size = manifest.artifacts[name].size
+        if not 0 <= size <= MAX_ARTIFACT_BYTES:
+            raise BundleError(
+                f"{where}{MANIFEST}: {name} is said to hold {size} bytes; an artifact holds"
+                f" 0 to {MAX_ARTIFACT_BYTES} bytes (MAX_ARTIFACT_BYTES)"
+            )
+        data = read(name, size)
         verify_artifact(manifest, name, data)
         files[name] = data
     return Bundle(manifest, files)
@@ -176,13 +205,34 @@ def read_bundle(path: str | os.PathLike[str], *, serving_only: bool = False) -> 
     if not (folder / MANIFEST).is_file():
         raise BundleNotFound(f"{folder}: no {MANIFEST} here; is this a bundle folder?")
 
-    def read(name: str) -> bytes:
-        try:
-            return (folder / name).read_bytes()
-        except OSError as exc:
-            raise BundleError(f"{folder / name}: cannot be read ({exc.strerror})") from None
+    def read(name: str, max_bytes: int) -> bytes:
+        return read_file(folder / name, max_bytes, declared=name != MANIFEST)
 
     return read_bundle_from(read, serving_only=serving_only, where=f"{folder}/")
+
+
+def read_file(path: Path, max_bytes: int, *, declared: bool = False) -> bytes:
+    """A file's bytes, refused unread when it is larger than `max_bytes` (at most + 1 read).
+
+    Raises BundleError naming the file; `declared` as in size_error.
+    """
+    try:
+        # Non-blocking, so that a named pipe posing as a file cannot hold the open.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be read ({exc.strerror})") from None
+    with open(descriptor, "rb") as handle:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise BundleError(f"{path}: not a regular file")
+        if status.st_size > max_bytes:
+            raise size_error(path.name, status.st_size, max_bytes, declared=declared)
+        try:
+            # One byte past the size, so that a file grown since is still refused; never more
+            # (read(n) takes n bytes of memory before it reads).
+            return handle.read(status.st_size + 1)
+        except OSError as exc:
+            raise BundleError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
 def write_bundle(bundle: Bundle, path: str | os.PathLike[str]) -> Path:

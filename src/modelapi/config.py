@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True):
     max_batch_rows: int = 10_000
     api_key: str | None = None
     reload_interval_s: float = 30.0
+    # Seconds each read of an S3 store may take, all attempts included; None: 20 s.
+    store_deadline_s: float | None = None
     access_log: bool = False
     log_level: str = "info"
     # Answers computed from a request (predictions, errors) larger than this are refused.
@@ -153,6 +155,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "reload_interval_s": _ranged(
         float, 0, 86400 * 365, "a number of seconds >= 0 (0 turns reloading off)"
     ),
+    "store_deadline_s": _ranged(float, 0.1, 3600, "a number of seconds in 0.1-3600"),
     "access_log": _flag,
     "log_level": _log_level,
     "max_answer_bytes": _ranged(int, 1024, 2**40, "an integer >= 1024 (bytes)"),

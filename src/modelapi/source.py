@@ -4,7 +4,8 @@ Both the ASGI server and the Lambda handler hold one ModelSource. It loads the r
 bundle (reading and verifying only the serving artifact), keeps the reason when it cannot,
 retries on a later call, and can re-check an alias so a promoted version is served without a
 restart. A swap is a single attribute assignment: a request sees the old or the new
-predictor, never a mix.
+predictor, never a mix. A re-check never runs in a request's way: the ASGI app's watcher
+thread makes them, and on Lambda `refresh_if_due` starts one in a thread of its own.
 """
 
 from __future__ import annotations
@@ -26,10 +27,18 @@ logger = logging.getLogger(__name__)
 class ModelSource:
     """The current predictor for one model reference, with load, retry and alias reload."""
 
-    def __init__(self, ref: str, store: str | None, *, reload_interval_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        ref: str,
+        store: str | None,
+        *,
+        reload_interval_s: float = 0.0,
+        store_deadline_s: float | None = None,
+    ) -> None:
         self.ref: ModelRef = parse_ref(ref)
         self.store_uri = store
         self.reload_interval_s = reload_interval_s
+        self.store_deadline_s = store_deadline_s
         self.predictor: Predictor | None = None
         self.reason = "the model has not been loaded yet"
         self._store: ModelStore | None = None
@@ -38,6 +47,7 @@ class ModelSource:
         self._origin: tuple[str, int] | None = None
         self._artifact: tuple[str, str, bytes] | None = None
         self._origin_store: ModelStore | None = None
+        self._refreshing: threading.Thread | None = None
 
     @classmethod
     def of(cls, predictor: Predictor) -> ModelSource:
@@ -52,6 +62,11 @@ class ModelSource:
         if predictor is None:
             return None
         return predictor.manifest.name, str(predictor.manifest.version)
+
+    @property
+    def is_loading(self) -> bool:
+        """Whether a load is running now (in any thread)."""
+        return self._lock.locked()
 
     def get(self) -> Predictor:
         """The current predictor; try loading again if none is loaded; raise ModelUnavailable."""
@@ -141,16 +156,31 @@ class ModelSource:
         return data
 
     def refresh_if_due(self) -> None:
-        """Refresh when the reload interval has passed since the last check (0 = never)."""
+        """Start a refresh in a thread when the reload interval has passed (0 = never).
+
+        The caller goes on answering with the current model: a slow store delays the new
+        version, never an answer. Nothing starts while no model is loaded (get() loads one)
+        or while the last refresh is still running.
+        """
         if (
-            self.reload_interval_s > 0
-            and time.monotonic() - self._checked_at >= self.reload_interval_s
+            self.reload_interval_s <= 0
+            or self.predictor is None
+            or time.monotonic() - self._checked_at < self.reload_interval_s
         ):
-            self.refresh()
+            return
+        running = self._refreshing
+        if running is not None and running.is_alive():
+            return
+        self._checked_at = time.monotonic()
+        thread = threading.Thread(target=self.refresh, name="modelapi-refresh", daemon=True)
+        self._refreshing = thread
+        thread.start()
 
     def _open_store(self) -> ModelStore:
         if self._store is None:
-            self._store = open_store(self.store_uri or "./models")
+            self._store = open_store(
+                self.store_uri or "./models", read_deadline_s=self.store_deadline_s
+            )
         return self._store
 
     def _fail(self, exc: BaseException) -> None:

@@ -5,8 +5,14 @@ Modes (switch with `proxy.mode = ...`; open connections are cut so the next requ
 - "pass": a plain TCP relay to moto;
 - "refuse": nothing listens on the port (connection refused);
 - "silent": connections are accepted and never answered;
-- "403" / "404": every request gets S3's AccessDenied / NoSuchKey error;
-- "partial": moto's answer with only half of its body, then the connection is closed.
+- "403" / "404" / "500": every request gets S3's AccessDenied / NoSuchKey / InternalError;
+- "garbage": every request is answered with bytes that are not HTTP;
+- "partial": moto's answer with only half of its body, then the connection is closed;
+- "drip": moto's answer, one byte every `drip_interval_s` (2 s): never a pause long enough
+  for a read timeout, and never done;
+- "flood": 200 with a chunked body (no Content-Length) of `flood_bytes` (64 MiB), as an
+  object larger than any the store expects, to every request whose target holds
+  `flood_only` (default: every request); the others are relayed.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ __all__ = ["FaultProxy", "fault_proxy"]
 _ERRORS = {
     "403": (403, "Forbidden", "AccessDenied", "Access Denied"),
     "404": (404, "Not Found", "NoSuchKey", "The specified key does not exist."),
+    "500": (500, "Internal Server Error", "InternalError", "We encountered an internal error."),
 }
+MODES = {"pass", "refuse", "silent", "garbage", "partial", "drip", "flood", *_ERRORS}
+_FLOOD_CHUNK = b"7" * (1024 * 1024)
 
 
 class FaultProxy:
@@ -40,6 +49,11 @@ class FaultProxy:
         self.port: int = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.requests = 0
+        self.drip_interval_s = 2.0
+        self.dripping = 0  # answers being dripped right now
+        self.flood_bytes = 64 * 1024 * 1024
+        self.flood_only = ""
+        self.flooded = 0  # bytes of flood sent
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -50,7 +64,7 @@ class FaultProxy:
 
     @mode.setter
     def mode(self, value: str) -> None:
-        assert value in {"pass", "refuse", "silent", "403", "404", "partial"}, value
+        assert value in MODES, value
         with self._lock:
             self._mode = value
             for conn in self._open:
@@ -104,6 +118,18 @@ class FaultProxy:
                     if mode == "partial":
                         conn.sendall(self._partial(*request))
                         return
+                    if mode == "drip":
+                        self._drip(conn, self._upstream_answer(*request))
+                        return
+                    if mode == "garbage":
+                        conn.sendall(b"\x00\x9cnot HTTP at all\r\n\r\n")
+                        return
+                    if mode == "flood" and self.flood_only in request[1]:
+                        self._flood(conn)
+                        return
+                    if mode == "flood":
+                        conn.sendall(b"".join(self._upstream_answer(*request)))
+                        return
                     status, phrase, code, message = _ERRORS[mode]
                     body = (
                         '<?xml version="1.0" encoding="UTF-8"?>'
@@ -134,6 +160,33 @@ class FaultProxy:
         upstream.close()
 
     def _partial(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
+        head, data = self._upstream_answer(method, target, headers, body)
+        return head + data[: len(data) // 2]
+
+    def _drip(self, conn: socket.socket, answer: tuple[bytes, bytes]) -> None:
+        with self._lock:
+            self.dripping += 1
+        try:
+            for byte in b"".join(answer):
+                conn.sendall(bytes([byte]))
+                if self._stop.wait(self.drip_interval_s):
+                    return
+        finally:
+            with self._lock:
+                self.dripping -= 1
+
+    def _flood(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (len(_FLOOD_CHUNK), _FLOOD_CHUNK)
+        for _ in range(self.flood_bytes // len(_FLOOD_CHUNK)):
+            conn.sendall(chunk)
+            self.flooded += len(_FLOOD_CHUNK)
+        conn.sendall(b"0\r\n\r\n")
+
+    def _upstream_answer(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[bytes, bytes]:
+        """Moto's answer to a request: its head (with Connection: close) and its body."""
         upstream = http.client.HTTPConnection(*self._upstream, timeout=10)
         try:
             upstream.request(method, target, body=body or None, headers=headers)
@@ -144,8 +197,7 @@ class FaultProxy:
                 f"{k}: {v}" for k, v in response.getheaders() if k.lower() != "content-length"
             ]
             lines += [f"Content-Length: {len(data)}", "Connection: close"]
-            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-            return head + data[: len(data) // 2]
+            return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), data
         finally:
             upstream.close()
 

@@ -1,9 +1,13 @@
 """Faults: S3 failing in every way a server meets, and processes killed half-way through a write.
 
 The S3 store sits behind a proxy (tests/adversarial/s3_faults.py) in front of the moto server,
-which refuses connections, never answers, answers 403 or 404, or cuts answers in half. A server
-that starts during the fault answers 503 with the reason and logs it; once S3 is back it loads
-the model on its own; a fault during a reload keeps the version it serves.
+which refuses connections, never answers, answers 403, 404 or 500, answers with garbage, or
+cuts answers in half. A server that starts during the fault answers 503 with the reason and
+logs it; once S3 is back it loads the model on its own; a fault during a reload keeps the
+version it serves. Each runs for both ways the store reads objects (the standard library and
+botocore). An S3 that drips its answers a byte at a time never stops `modelapi serve` from
+answering /ping and /health, at start-up or during a reload, and each dripping read is
+abandoned at the store's deadline.
 
 `modelapi models copy` and `modelapi train` are killed with SIGKILL at random points: no
 version that is not complete may ever be visible in the store, and the next run succeeds.
@@ -41,12 +45,14 @@ from tests.adversarial.s3_faults import FaultProxy, fault_proxy
 from tests.conftest import PIMA_EXAMPLE
 from tests.live.servers import HttpSend, serving
 
-FAULTS = ["refuse", "silent", "403", "404", "partial"]
+FAULTS = ["refuse", "silent", "403", "404", "500", "garbage", "partial"]
 REASONS = {
     "refuse": "cannot reach the S3 endpoint",
     "silent": "ReadTimeoutError",
     "403": "access denied",
     "404": "has no alias 'production'",
+    "500": "InternalError",
+    "garbage": "cannot reach the S3 endpoint",
     "partial": "cannot reach the S3 endpoint",
 }
 KILLS = scaled(3, 12)
@@ -73,10 +79,10 @@ def proxy(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Open S3 stores with 0.5 s timeouts and one attempt, so a silent endpoint costs 1 s."""
 
-    def quick(uri: str) -> ModelStore:
+    def quick(uri: str, *, read_deadline_s: float | None = None) -> ModelStore:
         if uri.startswith("s3://"):
             return S3Store(uri, connect_timeout_s=0.5, read_timeout_s=0.5, max_attempts=1)
-        return open_store(uri)
+        return open_store(uri, read_deadline_s=read_deadline_s)
 
     monkeypatch.setattr(modelapi.source, "open_store", quick)
     monkeypatch.setattr(modelapi.app, "open_store", quick)
@@ -96,7 +102,7 @@ def _moto_store(uri: str, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3S
         return S3Store(uri)
 
 
-@pytest.mark.usefixtures("short_timeouts")
+@pytest.mark.usefixtures("s3_read_path", "short_timeouts")
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_server_started_during_an_s3_fault_answers_503_then_recovers_and_keeps_its_version(
     fault: str,
@@ -147,6 +153,7 @@ def test_a_server_started_during_an_s3_fault_answers_503_then_recovers_and_keeps
         app.close()
 
 
+@pytest.mark.usefixtures("s3_read_path")
 def test_modelapi_serve_logs_the_s3_fault_at_start_up_and_answers_503(
     s3_model: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
@@ -168,6 +175,7 @@ def test_modelapi_serve_logs_the_s3_fault_at_start_up_and_answers_503(
         assert output.count("could not be loaded") == 1
 
 
+@pytest.mark.usefixtures("s3_read_path")
 @pytest.mark.skipif(
     not IS_LONG, reason="long variant (--long): waits out the S3 store's real timeouts"
 )
@@ -187,6 +195,78 @@ def test_a_silent_s3_endpoint_delays_start_up_by_a_bounded_time(
         server.wait_for("ReadTimeoutError")
         with HttpSend(server.url) as send:
             assert send("GET", "/health", {}, b"")[0] == 503
+
+
+def _answers_at_once(url: str, health: int) -> str:
+    """/ping and /health answer well inside the store's deadline; return /health's body."""
+    with HttpSend(url) as send:
+        for _ in range(10):
+            started = time.monotonic()
+            assert send("GET", "/ping", {}, b"")[0] == 200
+            status, _, body = send("GET", "/health", {}, b"")
+            assert status == health
+            assert time.monotonic() - started < 1
+    return body.decode()
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_a_server_starting_while_s3_drips_answers_ping_and_health_at_once(
+    s3_model: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    # The way of reading does not matter here (both keep the deadline: the store tests), so
+    # this runs once, with the credentials in the environment.
+    proxy.mode = "drip"
+    env = {
+        "AWS_ENDPOINT_URL_S3": proxy.url,
+        "MODELAPI_STORE": s3_model,
+        "MODELAPI_MODEL": "diabetes@production",
+        "MODELAPI_STORE_DEADLINE_S": "7",
+    }
+    with serve_process(tmp_path, env=env) as server:
+        # Up while the first read still drips, before its deadline: the start-up waited for
+        # it 5 s at most, and the server says the model is not loaded yet (not why it failed).
+        assert server.model == "diabetes@production"
+        assert "has not been loaded yet" in _answers_at_once(server.url, 503)
+        assert proxy.dripping == 1
+        server.wait_for("is still loading after 5 s")
+        server.wait_for("S3 did not finish a read of", timeout_s=15)  # abandoned at 7 s
+        assert "within its 7 s deadline" in server.output()
+        with HttpSend(server.url) as send:
+            assert b"deadline" in send("GET", "/health", {}, b"")[2]
+
+
+@pytest.mark.usefixtures("s3_read_path")
+def test_a_reload_from_a_dripping_s3_never_stops_the_server_answering(
+    s3_model: str,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    aws_env: str,
+    builtin_bundle: Bundle,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {
+        "AWS_ENDPOINT_URL_S3": proxy.url,
+        "MODELAPI_STORE": s3_model,
+        "MODELAPI_MODEL": "diabetes@production",
+        "MODELAPI_RELOAD_INTERVAL_S": "0.2",
+        "MODELAPI_STORE_DEADLINE_S": "2",
+    }
+    with serve_process(tmp_path, env=env) as server:
+        assert server.model == "diabetes:1"
+        operator = _moto_store(s3_model, aws_env, monkeypatch)
+        operator.put(builtin_bundle)
+        proxy.mode = "drip"
+        operator.set_alias("diabetes", "production", 2)
+        _until(lambda: proxy.dripping > 0, "a dripping reload")
+        assert '"diabetes:1"' in _answers_at_once(server.url, 200)
+        server.wait_for("keeping diabetes:1: S3 did not finish a read of")
+        assert "within its 2 s deadline" in server.output()
+        proxy.mode = "pass"
+        with HttpSend(server.url) as send:
+            _until(
+                lambda: send("GET", "/model", {}, b"")[1].get("x-model-version") == "diabetes:2",
+                "the promoted version being served",
+            )
 
 
 # ---- killed half-way through a write -----------------------------------------------------------

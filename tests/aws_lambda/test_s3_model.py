@@ -1,10 +1,13 @@
-"""The Lambda handler reads its model from S3 once per execution environment, and survives S3."""
+"""The Lambda handler reads its model from S3 once per execution environment, and survives S3.
+
+Every test runs for both ways the store reads objects: with the standard library (the
+credentials in the environment, as Lambda gives them) and through botocore.
+"""
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,31 +18,42 @@ from modelapi.aws_lambda import LambdaHandler
 from modelapi.bundle import Bundle
 from modelapi.config import Settings
 from modelapi.store import open_store
-from modelapi.store.s3_objects import S3Objects
+from modelapi.store.s3 import S3Store
+from tests.adversarial.s3_faults import fault_proxy
 from tests.aws_lambda.events import load_event
+from tests.conftest import use_s3_read_path
 
 PREDICT_EVENT = "http_v2_default_predict.json"
+
+pytestmark = pytest.mark.usefixtures("s3_read_path")
 
 
 @pytest.fixture
 def s3_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Count every S3 API call, by operation name: a client's, and the objects read without one."""
+    """Count the S3 store's reads and writes by operation, whichever way it sends them."""
     from botocore.client import BaseClient
 
     calls: Counter[str] = Counter()
     original = BaseClient._make_api_call
-    original_get = S3Objects.get
+    original_get = S3Store._get
+    original_list = S3Store._list
 
     def counting(self: BaseClient, operation: str, params: dict[str, object]) -> object:
-        calls[operation] += 1
+        if operation not in ("GetObject", "ListObjectsV2"):  # counted below
+            calls[operation] += 1
         return original(self, operation, params)
 
-    def counting_get(self: S3Objects, key: str) -> tuple[int, object]:
+    def counting_get(self: S3Store, key: str, **options: object) -> bytes:
         calls["GetObject"] += 1
-        return original_get(self, key)
+        return original_get(self, key, **options)  # type: ignore[arg-type]
+
+    def counting_list(self: S3Store, prefix: str) -> list[str]:
+        calls["ListObjectsV2"] += 1
+        return original_list(self, prefix)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", counting)
-    monkeypatch.setattr(S3Objects, "get", counting_get)
+    monkeypatch.setattr(S3Store, "_get", counting_get)
+    monkeypatch.setattr(S3Store, "_list", counting_list)
     return calls
 
 
@@ -134,38 +148,29 @@ def test_access_denied_is_503_then_recovers(
 
 @pytest.mark.parametrize("redirect", ["moved", "malformed"])
 def test_a_bucket_in_another_region_is_served_then_a_redirect_loop_is_503(
-    builtin_bundle: Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redirect: str
+    builtin_bundle: Bundle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    redirect: str,
+    s3_read_path: str,
 ) -> None:
     from modelapi.store.local import LocalStore
-    from tests.unit.test_store_s3_objects import BUCKET, FakeS3
+    from tests.fake_s3 import BUCKET, SECRET, fake_s3
 
     local = LocalStore(tmp_path / "models")
     local.put(builtin_bundle)
     local.set_alias("diabetes", "production", 1)
-    s3 = FakeS3(redirect)  # the bucket is in eu-west-1, the function in us-east-1
-    for file in local.root.rglob("*"):
-        if file.is_file():
-            s3.objects[f"models/{file.relative_to(local.root).as_posix()}"] = file.read_bytes()
-    for name, value in {
-        "AWS_ENDPOINT_URL_S3": s3.url,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "secret",
-        "AWS_SESSION_TOKEN": "token",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr("modelapi.store.s3_objects._sessions", [])  # it caches credentials
-    thread = threading.Thread(target=s3.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
+    with fake_s3(redirect) as s3:  # the bucket is in eu-west-1, the function in us-east-1
+        for file in local.root.rglob("*"):
+            if file.is_file():
+                s3.objects[f"models/{file.relative_to(local.root).as_posix()}"] = file.read_bytes()
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.url)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        use_s3_read_path(s3_read_path, monkeypatch, tmp_path, ("ASIAEXAMPLE", SECRET, "token"))
         assert invoke(make_handler(f"s3://{BUCKET}/models"))["statusCode"] == 200
         assert {seen.region for seen in s3.seen} == {"us-east-1", "eu-west-1"}
         s3.redirect = "loop"
         answer = invoke(make_handler(f"s3://{BUCKET}/models"))
-    finally:
-        s3.shutdown()
-        s3.server_close()
-        thread.join()
     assert answer["statusCode"] == 503
     assert "PermanentRedirect" in reason(answer)
 
@@ -226,3 +231,37 @@ def served(handler: LambdaHandler) -> object:
     headers = invoke(handler)["headers"]
     assert isinstance(headers, dict)
     return headers["x-model-version"]
+
+
+def test_a_reload_from_a_dripping_s3_never_holds_an_answer(
+    s3_store_uri: str,
+    builtin_bundle: Bundle,
+    aws_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    push(builtin_bundle, s3_store_uri)
+    with fault_proxy(aws_env) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+        handler = make_handler(s3_store_uri, reload_interval_s=0.05, store_deadline_s=3)
+        assert served(handler) == "diabetes:1"
+        proxy.mode = "drip"  # the reload's read of the alias gets a byte every 2 s
+        deadline = time.monotonic() + 10
+        while proxy.dripping == 0:
+            assert time.monotonic() < deadline, "no reload started"
+            served(handler)
+        for _ in range(20):
+            # Answered with the loaded version at once: not after the drip's 3 s deadline.
+            started = time.monotonic()
+            assert served(handler) == "diabetes:1"
+            assert time.monotonic() - started < 1
+        deadline = time.monotonic() + 15
+        while "within its 3 s deadline" not in caplog.text:  # the drip is abandoned
+            assert time.monotonic() < deadline, "the dripping read was never abandoned"
+            time.sleep(0.05)
+        proxy.mode = "pass"
+        push(builtin_bundle, s3_store_uri)
+        deadline = time.monotonic() + 20
+        while served(handler) != "diabetes:2":
+            assert time.monotonic() < deadline, "the promoted version was never served"
+            time.sleep(0.05)

@@ -1,8 +1,10 @@
 """The store contract, run against both stores (a local folder and S3 on a moto server), then
 the S3 faults: missing bucket or key, access denied, an endpoint that is down or silent.
 
-Every test with the `store` fixture runs twice, so the local and the S3 store are held to the
-same behaviour; tamper helpers reach past the store to its raw files or objects.
+Every test with the `store` fixture runs three times, so the local store and the S3 store with
+each of its two ways of reading (the standard library, botocore) are held to the same
+behaviour; tamper helpers reach past the store to its raw files or objects. The S3 faults run
+for both ways of reading too, and moto checks the signatures of the standard library's reads.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from modelapi.store import ModelStore, open_store, parse_ref
 from modelapi.store.copy import copy_model
 from modelapi.store.local import LocalStore
 from modelapi.store.s3 import S3Store
-from modelapi.store.s3_objects import S3Objects
+from tests.conftest import S3_READ_PATHS, use_s3_read_path
 
 
 def _bundle(builtin: Bundle, name: str = "m", extra: bytes = b"<html>report</html>") -> Bundle:
@@ -38,11 +41,18 @@ def bundle(builtin_bundle: Bundle) -> Bundle:
     return _bundle(builtin_bundle)
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ModelStore:
+@pytest.fixture(params=["local", *(f"s3 {path}" for path in S3_READ_PATHS)])
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> ModelStore:
     if request.param == "local":
         return LocalStore(tmp_path / "models")
-    return S3Store(request.getfixturevalue("s3_store_uri"))
+    uri = request.getfixturevalue("s3_store_uri")
+    path = request.param.removeprefix("s3 ")
+    use_s3_read_path(path, monkeypatch, tmp_path)
+    store = S3Store(uri)
+    assert store.read_path == path
+    return store
 
 
 def _write_raw(store: ModelStore, key: str, data: bytes) -> None:
@@ -317,6 +327,7 @@ def test_copying_an_alias_copies_its_version_only(
 # -- S3 specifics and faults ---------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("s3_read_path")
 def test_the_uri_is_normalised_and_an_empty_prefix_works(s3_bucket: str, bundle: Bundle) -> None:
     assert S3Store(f"s3://{s3_bucket}//a//b/").uri == f"s3://{s3_bucket}/a/b"
     root = S3Store(f"s3://{s3_bucket}")
@@ -326,20 +337,20 @@ def test_the_uri_is_normalised_and_an_empty_prefix_works(s3_bucket: str, bundle:
     assert root.versions("m") == [1]
 
 
-def test_serving_reads_one_object_per_file_and_makes_no_client(
-    s3_store_uri: str, bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+def test_serving_reads_one_object_per_file_and_needs_no_client(
+    s3_read_path: str, s3_store_uri: str, bundle: Bundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = S3Store(s3_store_uri)
     writer.put(bundle)
     writer.set_alias("m", "production", 1)
     keys: list[str] = []
-    original = S3Objects.get
+    original = S3Store._get
 
-    def counting(self: S3Objects, key: str) -> tuple[int, object]:
+    def counting(self: S3Store, key: str, **options: object) -> bytes:
         keys.append(key)
-        return original(self, key)
+        return original(self, key, **options)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(S3Objects, "get", counting)
+    monkeypatch.setattr(S3Store, "_get", counting)
     store = S3Store(s3_store_uri)
     version = store.resolve_alias("m", "production")
     assert version == 1
@@ -352,7 +363,8 @@ def test_serving_reads_one_object_per_file_and_makes_no_client(
         "models/m/1/manifest.json",
         "models/m/1/linear.json",
     ]
-    assert store._client_made is None  # a client is made only to list or write
+    # A client is made only to list or write, or to read with credentials from elsewhere.
+    assert (store._client_made is None) == (s3_read_path == "standard library")
 
 
 def test_a_version_number_taken_by_another_writer_is_skipped(
@@ -369,6 +381,7 @@ def test_a_version_number_taken_by_another_writer_is_skipped(
     assert store.put(bundle).version == 3
 
 
+@pytest.mark.usefixtures("s3_read_path")
 def test_a_missing_bucket_is_a_store_error(aws_env: str, bundle: Bundle) -> None:
     store = S3Store("s3://modelapi-no-such-bucket/models")
     for action in (store.names, lambda: store.read("m", 1), lambda: store.put(bundle)):
@@ -376,11 +389,14 @@ def test_a_missing_bucket_is_a_store_error(aws_env: str, bundle: Bundle) -> None
             action()
 
 
+@pytest.mark.usefixtures("s3_read_path")
 def test_a_missing_object_is_not_found(s3_store_uri: str) -> None:
     store = S3Store(s3_store_uri)
     with pytest.raises(BundleNotFound, match=r"m:3 is not in s3://"):
         store.read_manifest("m", 3)
     assert store.resolve_alias("m", "production") is None
+    with pytest.raises(BundleNotFound, match=r"m:3 is not in s3://"):
+        store.read("m", 3, serving_only=True)
 
 
 def _deny(bucket: str, action: str, resource: str) -> None:
@@ -398,6 +414,7 @@ def _deny(bucket: str, action: str, resource: str) -> None:
     boto3.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
+@pytest.mark.usefixtures("s3_read_path")
 def test_access_denied_on_read_is_a_store_error(
     s3_bucket: str, s3_store_uri: str, bundle: Bundle
 ) -> None:
@@ -428,6 +445,7 @@ def _closed_port() -> int:
     return port
 
 
+@pytest.mark.usefixtures("s3_read_path")
 def test_an_endpoint_that_is_down_is_a_store_error(
     aws_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -465,6 +483,7 @@ def silent_endpoint() -> Iterator[str]:
     server.close()
 
 
+@pytest.mark.usefixtures("s3_read_path")
 def test_a_silent_endpoint_times_out_as_a_store_error(
     aws_env: str, silent_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -487,3 +506,66 @@ def test_boto3_faults_keep_their_cause(aws_env: str, monkeypatch: pytest.MonkeyP
 def test_a_bad_s3_uri_is_refused(aws_env: str, uri: str) -> None:
     with pytest.raises(ConfigError, match="store"):
         S3Store(uri)
+
+
+# -- moto checks the signatures ------------------------------------------------------------
+
+
+def _moto_auth(endpoint: str, free_actions: str) -> None:
+    """Have moto check signatures and IAM permissions after `free_actions` more requests."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=free_actions.encode(),
+        headers={"Content-Type": "text/plain"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+@pytest.fixture
+def role_credentials(aws_env: str) -> Iterator[tuple[str, str, str]]:
+    """Temporary credentials of a role allowed every S3 action (a Lambda function's kind),
+    with moto checking each request's signature, session token and permissions."""
+    iam = boto3.client("iam", endpoint_url=aws_env)
+    name = f"reader-{uuid.uuid4().hex[:8]}"
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"AWS": "*"}}]}  # fmt: skip
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*",
+                                                     "Resource": "*"}]}  # fmt: skip
+    iam.put_role_policy(RoleName=name, PolicyName="s3", PolicyDocument=json.dumps(allow))
+    sts = boto3.client("sts", endpoint_url=aws_env)
+    found = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="lambda")["Credentials"]
+    _moto_auth(aws_env, "0")
+    try:
+        yield found["AccessKeyId"], found["SecretAccessKey"], found["SessionToken"]
+    finally:
+        _moto_auth(aws_env, "inf")
+
+
+def test_moto_checks_and_accepts_the_standard_librarys_signature_and_session_token(
+    s3_store_uri: str,
+    bundle: Bundle,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    writer = S3Store(s3_store_uri)
+    writer.put(bundle)
+    writer.set_alias("m", "production", 1)
+    access_key, secret_key, token = request.getfixturevalue("role_credentials")
+    use_s3_read_path("standard library", monkeypatch, tmp_path, (access_key, secret_key, token))
+    store = S3Store(s3_store_uri)
+    assert store.read_path == "standard library"
+    assert store.resolve_alias("m", "production") == 1
+    assert store.read("m", 1).files == bundle.files
+    for wrong, code in [
+        ((access_key, "wrong", token), "SignatureDoesNotMatch"),
+        ((access_key, secret_key, token + "0"), "InvalidToken"),
+    ]:
+        use_s3_read_path("standard library", monkeypatch, tmp_path, wrong)
+        with pytest.raises(StoreError, match=rf"access denied \({code}\) to read"):
+            S3Store(s3_store_uri).read("m", 1, serving_only=True)

@@ -13,6 +13,7 @@ import pytest
 from modelapi.bundle import (
     FORMAT_VERSION,
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     Bundle,
     artifact_entry,
     decode_manifest,
@@ -68,14 +69,19 @@ def test_serving_only_reads_just_the_serving_artifact(bundle: Bundle, tmp_path: 
 
 def test_serving_only_asks_the_reader_for_nothing_else(bundle: Bundle) -> None:
     stored = {MANIFEST: encode_manifest(bundle.manifest), **bundle.files}
-    asked: list[str] = []
+    asked: list[tuple[str, int]] = []
 
-    def read(name: str) -> bytes:
-        asked.append(name)
+    def read(name: str, max_bytes: int) -> bytes:
+        asked.append((name, max_bytes))
         return stored[name]
 
     read_bundle_from(read, serving_only=True)
-    assert asked == [MANIFEST, bundle.manifest.serving]
+    serving = bundle.manifest.serving
+    # Each with its bound: the manifest's limit, and the size the manifest gives the artifact.
+    assert asked == [
+        (MANIFEST, MAX_MANIFEST_BYTES),
+        (serving, bundle.manifest.artifacts[serving].size),
+    ]
 
 
 @pytest.mark.parametrize("artifact", ["linear.json", "report.html", "model.skops"])

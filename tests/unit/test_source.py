@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import msgspec
@@ -83,9 +84,12 @@ def test_refresh_if_due_respects_the_interval(store: LocalStore, builtin_bundle:
     store.set_alias("m", "production", 2)
     for source in (hourly, off, eager):
         source.refresh_if_due()
+    deadline = time.monotonic() + 10  # refreshed in a thread beside the caller
+    while eager.get().model_id != "m:2":
+        assert time.monotonic() < deadline, "the due refresh never swapped the model"
+        time.sleep(0.01)
     assert hourly.get().model_id == "m:1"
     assert off.get().model_id == "m:1"
-    assert eager.get().model_id == "m:2"
 
 
 def test_a_plain_name_falls_back_to_the_builtin_model(tmp_path: Path) -> None:

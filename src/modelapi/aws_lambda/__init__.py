@@ -78,7 +78,10 @@ class LambdaHandler:
             logger.info("serving the bundle embedded in the package")
             return ModelSource(str(self._embedded_model), None)
         return ModelSource(
-            settings.model, settings.store, reload_interval_s=settings.reload_interval_s
+            settings.model,
+            settings.store,
+            reload_interval_s=settings.reload_interval_s,
+            store_deadline_s=settings.store_deadline_s,
         )
 
     def handle(

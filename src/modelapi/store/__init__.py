@@ -27,6 +27,7 @@ from modelapi.bundle import (
 from modelapi.errors import BundleError, BundleNotFound, ConfigError
 
 __all__ = [
+    "MAX_ALIAS_BYTES",
     "ModelRef",
     "ModelStore",
     "check_complete",
@@ -40,6 +41,8 @@ __all__ = [
     "resolve_version",
 ]
 
+# An alias holds a version number and a newline: anything longer is refused unread.
+MAX_ALIAS_BYTES = 64
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _VERSION = re.compile(r"[0-9]{1,9}")
 # A reference that starts like a path, or contains a separator of any platform, is a path.
@@ -163,12 +166,18 @@ def check_complete(bundle: Bundle) -> None:
         verify_artifact(manifest, name, data)
 
 
-def open_store(uri: str) -> ModelStore:
-    """Open a store from a URI: a folder path, `file://PATH`, or `s3://bucket/prefix`."""
+def open_store(uri: str, *, read_deadline_s: float | None = None) -> ModelStore:
+    """Open a store from a URI: a folder path, `file://PATH`, or `s3://bucket/prefix`.
+
+    `read_deadline_s` bounds each read of an S3 store, all its attempts included (None: the
+    store's default, 20 s); a folder is read without one.
+    """
     if uri.startswith("s3://"):
         from modelapi.store.s3 import S3Store
 
-        return S3Store(uri)
+        if read_deadline_s is None:
+            return S3Store(uri)
+        return S3Store(uri, read_deadline_s=read_deadline_s)
     if "://" in uri and not uri.startswith("file://"):
         raise ConfigError(
             f"store {uri[:80]!r} is not supported: use a folder path or s3://bucket/prefix"

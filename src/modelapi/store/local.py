@@ -19,9 +19,18 @@ from pathlib import Path
 
 import msgspec
 
-from modelapi.bundle import MANIFEST, Bundle, Manifest, decode_manifest, read_bundle, write_bundle
+from modelapi.bundle import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    Bundle,
+    Manifest,
+    decode_manifest,
+    read_bundle,
+    read_file,
+    write_bundle,
+)
 from modelapi.errors import BundleError, BundleNotFound, StoreError
-from modelapi.store import check_complete, check_name, is_name
+from modelapi.store import MAX_ALIAS_BYTES, check_complete, check_name, is_name
 
 __all__ = ["LocalStore"]
 
@@ -74,11 +83,11 @@ class LocalStore:
     def resolve_alias(self, name: str, alias: str) -> int | None:
         """The version an alias points at, or None."""
         path = self.root / check_name("model name", name) / _ALIASES / check_name("alias", alias)
-        try:
-            text = path.read_text(encoding="ascii").strip()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        if not path.is_file():
             return None
-        except (OSError, UnicodeDecodeError) as exc:
+        try:
+            text = read_file(path, MAX_ALIAS_BYTES).decode("ascii").strip()
+        except UnicodeDecodeError as exc:
             raise StoreError(f"{path}: cannot be read ({exc})") from exc
         return int(text) if text.isdecimal() and text.isascii() else None
 
@@ -107,10 +116,7 @@ class LocalStore:
     def read_manifest(self, name: str, version: int) -> Manifest:
         """Read only a version's manifest."""
         folder = self._version_folder(name, version)
-        try:
-            data = (folder / MANIFEST).read_bytes()
-        except OSError as exc:
-            raise StoreError(f"{folder / MANIFEST}: cannot be read ({exc.strerror})") from exc
+        data = read_file(folder / MANIFEST, MAX_MANIFEST_BYTES)
         manifest = decode_manifest(data, f"{folder}/{MANIFEST}")
         _check_identity(manifest, name, version, folder)
         return manifest

@@ -1,4 +1,4 @@
-"""A store in an S3 bucket (or anything that speaks the S3 API), through botocore.
+"""A store in an S3 bucket, or in anything that speaks the S3 API.
 
 Same layout and protocol as the local store (docs/STORE.md), under `s3://bucket/prefix`:
 
@@ -10,8 +10,14 @@ Same layout and protocol as the local store (docs/STORE.md), under `s3://bucket/
 A version number is claimed with a conditional PutObject (`If-None-Match: *`) on its claim
 key: S3 lets exactly one writer create a key that way, so two trainings of one name finishing
 at once get two distinct versions. Credentials and the endpoint (`AWS_ENDPOINT_URL_S3`) come
-from botocore's own configuration chain (boto3's), never from modelapi settings. Objects are read
-without building a client (`s3_objects`); listing and writing make one on first use.
+from botocore's own configuration chain (boto3's), never from modelapi settings.
+
+Objects are read on the standard library when the credentials are in the environment and
+nothing else needs botocore (`s3_reader`: a Lambda function's case, whose cold start is then
+spared botocore's imports), else through a botocore client (`s3_client`); listing and writing
+make a client on first use. Every read has a deadline over all its attempts (`read_deadline_s`,
+20 s, plus a second per MiB of an artifact's declared size) and a bound on its size, refused
+before its body is read when S3 declares more.
 """
 
 from __future__ import annotations
@@ -19,43 +25,45 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from modelapi.bundle import (
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     Bundle,
     Manifest,
     decode_manifest,
     encode_manifest,
     read_bundle_from,
+    size_error,
 )
 from modelapi.errors import BundleError, BundleNotFound, ConfigError, ModelapiError, StoreError
-from modelapi.extras import require
-from modelapi.store import check_complete, check_name, is_name
-from modelapi.store.s3_objects import S3Objects, new_client
+from modelapi.store import MAX_ALIAS_BYTES, check_complete, check_name, is_name
+from modelapi.store.s3_errors import Where, error_code, store_error, too_slow
+from modelapi.store.s3_reader import S3Reader, settings_from_environment
+from modelapi.store.transport import DeadlinePassed, TooLarge
 
-__all__ = ["S3Store"]
+if TYPE_CHECKING:
+    from modelapi.store.s3_client import S3Client
+
+__all__ = ["READ_DEADLINE_S", "S3Store"]
+
+# Every read (one object or one listing, all its attempts and a redirect) ends within this,
+# plus a second per MiB an artifact is declared to hold: a drip of bytes cannot hold a read.
+READ_DEADLINE_S = 20.0
+_SECONDS_PER_BYTE = 1 / (1024 * 1024)
+# A page of ListObjectsV2 holds at most 1000 keys of at most 1024 bytes each.
+_MAX_PAGE_BYTES = 16 * 1024 * 1024
 
 _ALIASES = "aliases"
 _CLAIM = ".claim"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _VERSION_KEY = re.compile(r"([0-9]{1,9})/")
-_MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 _MAX_CLAIM_TRIES = 1000
 # S3 answers 409 when two conditional writes of one key overlap; AWS says to retry.
 _CONFLICT_RETRIES = 5
-_DENIED = {
-    "AccessDenied",
-    "403",
-    "Forbidden",
-    "AllAccessDisabled",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "InvalidToken",
-}
 
 
 class S3Store:
@@ -68,44 +76,59 @@ class S3Store:
         connect_timeout_s: float = 2.0,
         read_timeout_s: float = 5.0,
         max_attempts: int = 2,
+        read_deadline_s: float = READ_DEADLINE_S,
     ) -> None:
         self.bucket, self.prefix = _parse_uri(uri)
         self.uri = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        self.read_deadline_s = read_deadline_s
         self._root = f"{self.prefix}/" if self.prefix else ""
-        self._errors = require("botocore.exceptions", "s3")
-        config = require("botocore.config", "s3")
         # Bounded timeouts and few retries: a dead endpoint must fail in seconds, not minutes,
         # because a serving process reports it (503) and retries later on its own.
-        self._settings = config.Config(
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
-            retries={"max_attempts": max_attempts, "mode": "standard"},
-        )
-        self._client_made: Any = None
-        try:
-            # Objects are read without a client (s3_objects): serving never builds one.
-            self._objects = S3Objects(
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._max_attempts = max_attempts
+        self._client_made: S3Client | None = None
+        self._reader: S3Reader | None = None
+        settings = settings_from_environment()
+        if settings is not None:
+            self._reader = S3Reader(
                 self.bucket,
+                settings,
                 connect_timeout_s=connect_timeout_s,
                 read_timeout_s=read_timeout_s,
                 max_attempts=max_attempts,
             )
-        except Exception as exc:  # botocore raises ValueError and its own types for bad setup.
-            raise ConfigError(f"S3 client for {self.uri} cannot be created: {exc}") from exc
-        self.endpoint: str = self._objects.endpoint
+            self.endpoint: str = self._reader.endpoint
+        else:
+            self.endpoint = self._s3_client.endpoint
+        # Which way objects are read: "standard library", or "botocore" (any other setup).
+        self.read_path = "standard library" if self._reader is not None else "botocore"
+        self._where = Where(self.bucket, self.uri, self.endpoint)
+
+    @property
+    def _s3_client(self) -> S3Client:
+        """The botocore client, made on first use (at once when it reads objects too)."""
+        if self._client_made is None:
+            from modelapi.store.s3_client import S3Client
+
+            try:
+                # The endpoint the store resolved when it was opened, as its reads use.
+                self._client_made = S3Client(
+                    connect_timeout_s=self._connect_timeout_s,
+                    read_timeout_s=self._read_timeout_s,
+                    max_attempts=self._max_attempts,
+                    endpoint_url=self._reader.endpoint_url if self._reader is not None else None,
+                )
+            except ModelapiError:
+                raise
+            except Exception as exc:  # botocore raises ValueError and its own types for bad setup.
+                raise ConfigError(f"S3 client for {self.uri} cannot be created: {exc}") from exc
+        return self._client_made
 
     @property
     def _client(self) -> Any:
-        """The botocore client for listing and writing, made on first use.
-
-        It gets the endpoint the store resolved when it was opened, as the objects do.
-        """
-        if self._client_made is None:
-            try:
-                self._client_made = new_client(self._settings, self._objects.configured_endpoint)
-            except Exception as exc:  # as in __init__
-                raise ConfigError(f"S3 client for {self.uri} cannot be created: {exc}") from exc
-        return self._client_made
+        """The botocore client for listing and writing."""
+        return self._s3_client.client
 
     def names(self) -> list[str]:
         """Model names with at least one complete version."""
@@ -131,7 +154,9 @@ class S3Store:
         """The version an alias points at, or None; one GetObject."""
         key = self._name_root(name) + f"{_ALIASES}/{check_name('alias', alias)}"
         try:
-            data = self._get(key, missing=BundleNotFound(f"{name}@{alias}"))
+            data = self._get(
+                key, missing=BundleNotFound(f"{name}@{alias}"), max_bytes=MAX_ALIAS_BYTES
+            )
         except BundleNotFound:
             return None
         text = data.decode("ascii", "replace").strip()
@@ -147,16 +172,15 @@ class S3Store:
         """Read and verify a version: one GetObject for the manifest and one per artifact."""
         base = self._version_root(name, version)
         manifest_bytes = self._get_manifest(name, version)
-        manifest = decode_manifest(manifest_bytes, f"{self._url(base)}{MANIFEST}")
 
-        def read(file: str) -> bytes:
+        def read(file: str, max_bytes: int) -> bytes:
             if file == MANIFEST:
                 return manifest_bytes
             missing = BundleError(
                 f"{name}:{version}: artifact {file} is missing from {self.uri}; the version"
                 " is damaged, copy it again from its source"
             )
-            return self._get(base + file, missing=missing, max_bytes=manifest.artifacts[file].size)
+            return self._get(base + file, missing=missing, max_bytes=max_bytes, declared=True)
 
         bundle = read_bundle_from(read, serving_only=serving_only, where=self._url(base))
         self._check_identity(bundle.manifest, name, version)
@@ -220,7 +244,7 @@ class S3Store:
     def _get_manifest(self, name: str, version: int) -> bytes:
         missing = BundleNotFound(f"{name}:{version} is not in {self.uri}")
         key = self._version_root(name, version) + MANIFEST
-        return self._get(key, missing=missing, max_bytes=_MAX_MANIFEST_BYTES, exact=False)
+        return self._get(key, missing=missing, max_bytes=MAX_MANIFEST_BYTES)
 
     def _name_root(self, name: str) -> str:
         return f"{self._root}{check_name('model name', name)}/"
@@ -232,40 +256,50 @@ class S3Store:
         return f"s3://{self.bucket}/{key}"
 
     def _list(self, prefix: str) -> list[str]:
-        """Keys under a prefix, relative to it (every page)."""
+        """Keys under a prefix, relative to it (every page, all within the read deadline)."""
         keys: list[str] = []
+        client = self._s3_client
         try:
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
-            )
-            for page in pages:
-                keys.extend(item["Key"][len(prefix) :] for item in page.get("Contents", ()))
+            with client.reading(time.monotonic() + self.read_deadline_s, _MAX_PAGE_BYTES):
+                pages = client.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=prefix
+                )
+                for page in pages:
+                    keys.extend(item["Key"][len(prefix) :] for item in page.get("Contents", ()))
+        except DeadlinePassed:
+            raise too_slow("list", self._url(prefix), self.read_deadline_s, self._where) from None
         except Exception as exc:
             raise self._translate(exc, "list", self._url(prefix), missing=None) from exc
         return keys
 
     def _get(
-        self,
-        key: str,
-        *,
-        missing: ModelapiError,
-        max_bytes: int = _MAX_MANIFEST_BYTES,
-        exact: bool = True,
+        self, key: str, *, missing: ModelapiError, max_bytes: int, declared: bool = False
     ) -> bytes:
-        """An object's bytes; refuse it before downloading when it is larger than expected."""
+        """An object's bytes, at most `max_bytes` of them (refused before reading if S3 says more).
+
+        `declared` says `max_bytes` is the manifest's size of the file, which also gives the
+        read a second of deadline per MiB.
+        """
+        deadline_s = self.read_deadline_s + (max_bytes * _SECONDS_PER_BYTE if declared else 0)
         try:
-            size, body = self._objects.get(key)
-            if size > max_bytes:
-                body.close()
-                file = key.rsplit("/", 1)[-1]
-                expectation = f"manifest says {max_bytes}" if exact else f"limit {max_bytes}"
-                raise BundleError(f"{file}: size {size} bytes, {expectation}")
-            data: bytes = body.read()
+            if self._reader is not None:
+                return self._reader.get(key, max_bytes=max_bytes, deadline_s=deadline_s)
+            return self._s3_client.get(self.bucket, key, max_bytes=max_bytes, deadline_s=deadline_s)
+        except TooLarge as exc:
+            raise size_error(
+                key.rsplit("/", 1)[-1], exc.size, max_bytes, declared=declared
+            ) from None
+        except DeadlinePassed:
+            raise too_slow("read", self._url(key), deadline_s, self._where) from None
         except ModelapiError:
             raise
         except Exception as exc:
             raise self._translate(exc, "read", self._url(key), missing=missing) from exc
-        return data
+
+    def _translate(
+        self, exc: Exception, action: str, target: str, *, missing: ModelapiError | None
+    ) -> ModelapiError:
+        return store_error(exc, action, target, self._where, missing=missing)
 
     def _put(self, key: str, data: bytes) -> None:
         try:
@@ -279,7 +313,7 @@ class S3Store:
             try:
                 self._client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
             except Exception as exc:
-                code = _error_code(exc, self._errors.ClientError)
+                code = error_code(exc)
                 if code == "PreconditionFailed":
                     return False
                 if code == "ConditionalRequestConflict" and attempt < _CONFLICT_RETRIES:
@@ -288,45 +322,6 @@ class S3Store:
                 raise self._translate(exc, "write", self._url(key), missing=None) from exc
             return True
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _translate(
-        self, exc: Exception, action: str, target: str, *, missing: ModelapiError | None
-    ) -> ModelapiError:
-        """Turn a boto3/botocore failure into a StoreError (or `missing` for a 404)."""
-        errors = self._errors
-        if isinstance(exc, errors.ClientError):
-            code = _error_code(exc, errors.ClientError)
-            if code == "NoSuchBucket":
-                return StoreError(
-                    f"bucket {self.bucket!r} does not exist at {self.endpoint}: create it,"
-                    f" or fix the store URI {self.uri}"
-                )
-            if code in {"NoSuchKey", "404", "NotFound"} and missing is not None:
-                return missing
-            if code in _DENIED:
-                return StoreError(
-                    f"access denied ({code}) to {action} {target}: the credentials need"
-                    f" {_PERMISSION[action]} on {self.uri}/* (without s3:ListBucket, S3 also"
-                    " answers a missing object with access denied)"
-                )
-            message = str(exc.response.get("Error", {}).get("Message", ""))
-            return StoreError(f"S3 refused to {action} {target}: {code} {message}".rstrip())
-        if isinstance(exc, errors.NoCredentialsError):
-            return StoreError(
-                f"no AWS credentials to {action} {target}: configure them as boto3 reads them"
-                " (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an IAM role)"
-            )
-        if isinstance(exc, errors.ConnectionError | errors.HTTPClientError):
-            return StoreError(
-                f"cannot reach the S3 endpoint {self.endpoint} to {action} {target}"
-                f" ({type(exc).__name__}); check the network and AWS_ENDPOINT_URL_S3"
-            )
-        if isinstance(exc, errors.BotoCoreError):
-            return StoreError(f"S3 failed to {action} {target}: {exc}")
-        raise exc
-
-
-_PERMISSION = {"read": "s3:GetObject", "write": "s3:PutObject", "list": "s3:ListBucket"}
 
 
 def _parse_uri(uri: str) -> tuple[str, str]:
@@ -339,13 +334,6 @@ def _parse_uri(uri: str) -> tuple[str, str]:
     if any(part in {".", ".."} for part in prefix.split("/")):
         raise ConfigError(f"store {uri[:80]!r}: the prefix may not contain '.' or '..' parts")
     return bucket, prefix
-
-
-def _error_code(exc: Exception, client_error: type[Exception]) -> str:
-    if not isinstance(exc, client_error):
-        return ""
-    response: dict[str, Any] = getattr(exc, "response", {})
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _version_of_manifest(key: str) -> int | None:
