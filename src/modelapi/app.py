@@ -33,9 +33,8 @@ from modelapi.service import (
     error_response,
 )
 from modelapi.source import ModelSource
-from modelapi.store import ModelStore, open_store
 
-__all__ = ["App", "RawHeaders", "create_app"]
+__all__ = ["App", "RawHeaders", "create_app", "load_first"]
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +271,6 @@ class _Watcher:
     def __init__(self, source: ModelSource, interval_s: float) -> None:
         self.source = source
         self.interval_s = interval_s
-        self._store: ModelStore | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelapi-watcher", daemon=True)
 
@@ -321,16 +319,8 @@ class _Watcher:
             if not source.is_loading:  # the first load may still be running
                 source.load()
             return
-        ref = source.ref
-        # A plain name the store does not hold is served from the built-in models: nothing
-        # in the store can replace it until the store holds that name.
-        if ref.alias is None:
-            if self._store is None:
-                self._store = open_store(
-                    source.store_uri or "./models", read_deadline_s=source.store_deadline_s
-                )
-            if not self._store.versions(ref.name):
-                return
+        # refresh() finds what the reference names now, in the store or (a plain name the
+        # store does not hold) among the built-in models, and loads it only if it changed.
         source.refresh()
 
 
@@ -350,14 +340,14 @@ def create_app(settings: Settings | None = None, *, source: ModelSource | None =
             store_deadline_s=settings.store_deadline_s,
         )
     if source.predictor is None:
-        _load_first(source, _FIRST_LOAD_WAIT_S)
+        load_first(source)
     metrics = Metrics(model=source.model_labels)
     app = App(Service(source, settings, load_on_request=False, metrics=metrics), metrics)
     app.watch()
     return app
 
 
-def _load_first(source: ModelSource, wait_s: float) -> None:
+def load_first(source: ModelSource, wait_s: float = _FIRST_LOAD_WAIT_S) -> None:
     """Load the model in a thread, waiting for it at most `wait_s`.
 
     A store that answers slowly (or drips its answer) would otherwise keep the server from

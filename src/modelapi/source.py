@@ -15,7 +15,7 @@ import threading
 import time
 
 from modelapi.bundle import read_bundle
-from modelapi.errors import ModelapiError, ModelUnavailable, NotFound
+from modelapi.errors import BundleNotFound, ModelapiError, ModelUnavailable, NotFound
 from modelapi.predictor import Predictor
 from modelapi.store import ModelRef, ModelStore, locate, open_store, parse_ref
 
@@ -45,6 +45,9 @@ class ModelSource:
         self._lock = threading.Lock()
         self._checked_at = 0.0
         self._origin: tuple[str, int] | None = None
+        # Whether the last load failed because the store answered that there is no such
+        # model (as against a store that could not be reached): a start-up refuses that.
+        self.is_missing = False
         self._artifact: tuple[str, str, bytes] | None = None
         self._origin_store: ModelStore | None = None
         self._refreshing: threading.Thread | None = None
@@ -183,23 +186,33 @@ class ModelSource:
             )
         return self._store
 
+    @property
+    def served_from(self) -> str | None:
+        """The store (or folder) the served version was read from; None before a load."""
+        return None if self._origin is None else self._origin[0]
+
     def _fail(self, exc: BaseException) -> None:
         self.reason = _reason(exc)
+        self.is_missing = isinstance(exc, BundleNotFound)
+        # modelapi's own errors say all there is in their message; anything else is a bug or a
+        # library's fault, whose traceback is worth the log lines.
+        trace = None if isinstance(exc, ModelapiError) else exc
         if self.predictor is None:
-            logger.error("model %s could not be loaded: %s", self.ref, self.reason, exc_info=exc)
+            logger.error("model %s could not be loaded: %s", self.ref, self.reason, exc_info=trace)
         else:
             logger.error(
                 "model %s could not be reloaded, still serving %s: %s",
                 self.ref,
                 self.predictor.model_id,
                 self.reason,
-                exc_info=exc,
+                exc_info=trace,
             )
 
     def _swap(self, predictor: Predictor) -> None:
         previous = self.predictor
         self.predictor = predictor
         self.reason = ""
+        self.is_missing = False
         self._checked_at = time.monotonic()
         if previous is None:
             logger.info("serving model %s", predictor.model_id)

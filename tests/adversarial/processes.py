@@ -23,7 +23,7 @@ from tests.live.servers import wait_until_up
 
 __all__ = ["ServeProcess", "clean_environment", "rss_bytes", "serve_process"]
 
-_SERVING = re.compile(r"modelapi: serving (\S+)(?: \(not loaded\))? on (http://\S+) \(")
+_SERVING = re.compile(r"modelapi: serving (\S+)(?: \(.*\))? on (http://\S+) \(")
 
 
 def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -20,9 +20,7 @@ from modelapi.store.local import LocalStore
 from tests.conftest import PIMA_EXAMPLE
 from tests.live.servers import HttpSend, wait_until_up
 
-_SERVING = re.compile(
-    r"modelapi: serving (\S+)(?: \(not loaded\))? on (http://\S+) \((\d+) workers?\)"
-)
+_SERVING = re.compile(r"modelapi: serving (\S+)(?: \(.*\))? on (http://\S+) \((\d+) workers?\)")
 
 
 @contextmanager
@@ -159,12 +157,34 @@ def test_serve_reads_the_model_from_the_environment(tmp_path: Path, builtin_bund
         assert _curl(url)[0].startswith("HTTP/1.1 200")
 
 
-def test_serve_starts_without_its_model_and_answers_503(tmp_path: Path) -> None:
-    with _serve(tmp_path, "nosuchmodel") as (model, url, _), HttpSend(url) as send:
-        assert model == "nosuchmodel"
-        status, _, body = send("GET", "/health", {}, b"")
-        assert status == 503
-        assert "nosuchmodel" in msgspec.json.decode(body)["details"][0]["reason"]
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_refuses_a_model_the_store_does_not_hold(tmp_path: Path, workers: str) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelapi",
+            "serve",
+            "nosuchmodel",
+            "--port",
+            "0",
+            "--workers",
+            workers,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == "error: no model named 'nosuchmodel' in ./models"
+    assert "Traceback" not in result.stderr
+    assert "modelapi: serving" not in result.stdout
+
+
+def test_serve_says_when_it_serves_the_built_in_model(tmp_path: Path) -> None:
+    with _serve(tmp_path, "diabetes") as (model, url, _), HttpSend(url) as send:
+        assert model == "diabetes:1"
         assert send("GET", "/ping", {}, b"")[0] == 200
 
 

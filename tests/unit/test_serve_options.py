@@ -48,3 +48,18 @@ def test_forwarded_headers_are_read_only_for_the_access_log(
         msgspec.structs.replace(expected, max_connections=0)
     )
     assert options["timeout_keep_alive"] == Settings().keep_alive_timeout_s
+
+
+def test_the_start_up_line_says_a_model_is_built_in(tmp_path: Path) -> None:
+    from modelapi.cli.serve import _served
+    from modelapi.source import ModelSource
+
+    store = str(tmp_path / "models")
+    source = ModelSource("diabetes", store)
+    assert source.load()
+    settings = Settings(store=store)
+    assert _served(source, settings) == f"diabetes:1 (built in: {store} has no model diabetes)"
+    missing = ModelSource("nosuchmodel", store)
+    assert not missing.load()
+    assert missing.is_missing
+    assert _served(missing, settings) == "nosuchmodel (not loaded yet; the log says why)"

@@ -18,11 +18,13 @@ import msgspec
 
 from modelapi.cli.options import ref_argument, store_option
 from modelapi.config import ENV_PREFIX, Settings
-from modelapi.errors import ConfigError
+from modelapi.errors import BundleNotFound, ConfigError
 from modelapi.extras import require
+from modelapi.store.builtin import BUILTIN_STORE
 
 if TYPE_CHECKING:
     from modelapi.server_limits import ServerLimits
+    from modelapi.source import ModelSource
 
 __all__ = ["commands", "run_server"]
 
@@ -128,9 +130,8 @@ def run_server(settings: Settings) -> None:
         from modelapi.app import create_app
 
         app = create_app(settings)
-        predictor = app.source.predictor
-        model = predictor.model_id if predictor is not None else f"{settings.model} (not loaded)"
-        click.echo(f"modelapi: serving {model} on {url} (1 worker)")
+        _refuse_missing(app.source, sock)
+        click.echo(f"modelapi: serving {_served(app.source, settings)} on {url} (1 worker)")
         _run_until_interrupted(
             uvicorn.Server(LimitedConfig(app, limits=limits, **options)).run, sock
         )
@@ -140,10 +141,19 @@ def run_server(settings: Settings) -> None:
     # Worker processes are spawned fresh and build their app with Settings.from_env(), so the
     # final settings (flags included) travel to them as environment variables.
     _export(settings)
+    # Workers load the model themselves; loading it here first refuses a model that does not
+    # exist before any worker starts.
+    from modelapi.app import load_first
+    from modelapi.source import ModelSource as Source
+
+    checked = Source(settings.model, settings.store, store_deadline_s=settings.store_deadline_s)
+    load_first(checked)
+    _refuse_missing(checked, sock)
     config = LimitedConfig(
         _FACTORY, limits=limits, factory=True, workers=settings.workers, **options
     )
-    click.echo(f"modelapi: serving {settings.model} on {url} ({settings.workers} workers)")
+    served = _served(checked, settings)
+    click.echo(f"modelapi: serving {served} on {url} ({settings.workers} workers)")
     _run_until_interrupted(lambda sockets: Multiprocess(config, sockets=sockets).run(), sock)
 
 
@@ -221,3 +231,24 @@ def _log_config(level: str) -> dict[str, object]:
 
 
 commands: list[click.Command] = [serve]
+
+
+def _refuse_missing(source: ModelSource, sock: socket.socket) -> None:
+    """Stop before serving a model the store says it does not hold (exit 1, one line).
+
+    A store that cannot be reached yet is not refused: the server starts, answers 503 and
+    keeps trying, as it does when the store goes away later.
+    """
+    if source.predictor is None and source.is_missing:
+        sock.close()
+        raise BundleNotFound(source.reason)
+
+
+def _served(source: ModelSource, settings: Settings) -> str:
+    """What the start-up line says is served, and from where when it is not the store."""
+    predictor = source.predictor
+    if predictor is None:
+        return f"{source.ref} (not loaded yet; the log says why)"
+    if source.served_from == BUILTIN_STORE.uri and source.ref.path is None:
+        return f"{predictor.model_id} (built in: {settings.store} has no model {source.ref.name})"
+    return predictor.model_id
