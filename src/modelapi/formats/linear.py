@@ -302,6 +302,11 @@ def _slots(
                 return None
             if transformer.max_categories is not None:
                 return None
+            # Unknown or missing categories have no weight here: pipeline.json serves them.
+            if transformer.handle_unknown != "error" or any(
+                not isinstance(c, str) for categories in transformer.categories_ for c in categories
+            ):
+                return None
             for name, categories in zip(names, transformer.categories_, strict=True):
                 if features[index[name]].type != "category":
                     return None

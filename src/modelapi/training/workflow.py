@@ -225,7 +225,7 @@ def bundle_estimator(
         task=task,
         estimator=estimator_name,
         target=target,
-        features=tuple(features),
+        features=artifacts.features,
         serving=artifacts.serving,
         artifacts={k: artifact_entry(v) for k, v in sorted(files.items())},
         classes=tuple(classes) if classes is not None else None,
