@@ -125,7 +125,10 @@ def _with(base: pd.DataFrame, feature: Feature, values: Sequence[object]) -> pd.
     """Rows of `base` (cycled) with the feature's column set to each of `values`."""
     rows = base.iloc[[i % len(base) for i in range(len(values))]].reset_index(drop=True)
     if feature.type == "category":
-        rows[feature.column] = pd.Series(list(values), dtype=object)
+        # A missing text cell is NaN, as pandas reads an empty CSV cell: scikit-learn's
+        # imputers take NaN as missing in a text column, but not None.
+        cells = [np.nan if v is None else v for v in values]
+        rows[feature.column] = pd.Series(cells, dtype=object)
     else:
         rows[feature.column] = pd.Series(
             [np.nan if v is None else v for v in values], dtype=np.float64

@@ -87,5 +87,6 @@ def edge_values(model: PipelineModel, per_feature: int = 48) -> dict[int, list[f
             value
             for anchor in ordered[::step][:per_feature]
             for value in (anchor, math.nextafter(anchor, math.inf))
+            if math.isfinite(value)
         ]
     return picked
