@@ -94,10 +94,13 @@ def check_spec(
     The last entry is the kinds of the vector the model reads. Raise BundleError naming the
     file for anything out of bounds or inconsistent.
     """
-    if spec.version != FORMAT_VERSION:
+    if spec.version > FORMAT_VERSION:
         raise _refuse(
-            f"version {spec.version} is not the version this modelapi reads ({FORMAT_VERSION})"
+            f"version {spec.version} is newer than this modelapi reads ({FORMAT_VERSION}):"
+            " upgrade modelapi"
         )
+    if spec.version < 1:
+        raise _refuse("version must be a positive integer")
     if len(spec.inputs) != len(features):
         raise _refuse(f"{len(spec.inputs)} inputs, the manifest has {len(features)} features")
     for kind, feature in zip(spec.inputs, features, strict=True):
