@@ -8,8 +8,8 @@ be finite floats (a float's repr is always a plain literal such as `-1.25e-05`).
 file (categories, fill values, class labels) never enters the source: it is bound by name, as
 are the tables and helper functions the code calls.
 
-Trees deeper than `MAX_DEPTH` continue in a loop over the node lists (`walk`), and trees past
-a budget of `MAX_COMPILED_NODES` are walked whole, so a large model loads in bounded time.
+Trees are written by `modelapi.formats.pipeline.tree_code`; their deepest parts, and trees
+past a node budget, are walked by a loop, so a large model loads in bounded time.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelapi.formats.linear import expit
+from modelapi.formats.pipeline.emitter import Source, number_text
+from modelapi.formats.pipeline.outputs import exp_or_inf, helper_for
 from modelapi.formats.pipeline.spec import (
     Affine,
     CellKind,
@@ -30,10 +32,8 @@ from modelapi.formats.pipeline.spec import (
     Select,
     Standardize,
     Step,
-    Tree,
-    Trees,
 )
-from modelapi.formats.pipeline.thresholds import float32_boundary
+from modelapi.formats.pipeline.tree_code import emit_trees
 from modelapi.formats.pipeline.validation import (
     column_width,
     encoder_columns,
@@ -41,27 +41,10 @@ from modelapi.formats.pipeline.validation import (
     onehot_width,
 )
 
-__all__ = ["MAX_COMPILED_NODES", "MAX_DEPTH", "compile_spec", "sources", "tree_thresholds"]
+__all__ = ["compile_spec", "sources"]
 
-MAX_DEPTH = 48
-MAX_COMPILED_NODES = 150_000
 _NAN = math.nan
 _TERMS_PER_LINE = 32
-
-
-def _number(value: float) -> str:
-    """A checked finite float as source text: its repr, in parentheses when negative."""
-    if type(value) is not float or not math.isfinite(value):  # the checks make this unreachable
-        raise ValueError("only finite floats are written into generated code")
-    text = repr(value)
-    return f"({text})" if text.startswith("-") else text
-
-
-def tree_thresholds(model: Trees, tree: Tree) -> list[float]:
-    """The thresholds to compare float64 inputs with: float32 boundaries where that applies."""
-    if model.compare == "float64":
-        return list(tree.threshold)
-    return [float32_boundary(t) for t in tree.threshold]
 
 
 def sources(step: Step) -> list[int]:
@@ -103,32 +86,11 @@ def _needed(spec: PipelineSpec, stages: list[list[CellKind]]) -> list[set[int]]:
     return needed
 
 
-class _Source:
-    """The lines of the generated function and the values its names are bound to."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.names: dict[str, object] = {"NAN": _NAN}
-        self._count = 0
-
-    def fresh(self, prefix: str) -> str:
-        self._count += 1
-        return f"{prefix}{self._count}"
-
-    def bind(self, prefix: str, value: object) -> str:
-        name = self.fresh(prefix)
-        self.names[name] = value
-        return name
-
-    def add(self, depth: int, line: str) -> None:
-        self.lines.append("    " * depth + line)
-
-
 def compile_spec(
     spec: PipelineSpec, stages: list[list[CellKind]], classes: Sequence[object]
 ) -> Callable[[Any], Any]:
     """The function `predict(rows) -> list[Prediction]` for a checked spec."""
-    out = _Source()
+    out = Source()
     needed = _needed(spec, stages)
     body = 2
     cells: list[str | None] = [f"x{i}" for i in range(len(spec.inputs))]
@@ -147,7 +109,7 @@ def compile_spec(
     results = (
         _linear(out, body, model, final)
         if isinstance(model, Linear)
-        else _trees(out, body, model, final)
+        else emit_trees(out, body, model, final)
     )
     rule: str = model.output
     positive: str = model.positive
@@ -160,7 +122,7 @@ def compile_spec(
 
 
 def _step(
-    out: _Source,
+    out: Source,
     depth: int,
     step: Step,
     kinds: list[CellKind],
@@ -192,15 +154,15 @@ def _step(
     return cells[: step.at] + result + cells[step.at + width :]
 
 
-def _is_missing(out: _Source, kind: CellKind, marker: float | str | None, cell: str) -> str:
+def _is_missing(out: Source, kind: CellKind, marker: float | str | None, cell: str) -> str:
     if marker is None:
         return f"{cell} is None" if kind == "text" else f"{cell} != {cell}"
-    value = out.bind("m", marker) if isinstance(marker, str) else _number(marker)
+    value = out.bind("m", marker) if isinstance(marker, str) else number_text(marker)
     return f"{cell} == {value}"
 
 
 def _impute(
-    out: _Source,
+    out: Source,
     depth: int,
     step: Impute,
     group: list[str | None],
@@ -212,7 +174,7 @@ def _impute(
         if not live[i] or cell is None:
             result.append(None)
             continue
-        value = out.bind("s", fill) if isinstance(fill, str) else _number(fill)
+        value = out.bind("s", fill) if isinstance(fill, str) else number_text(fill)
         name = out.fresh("v")
         out.add(
             depth, f"{name} = {value} if {_is_missing(out, kind, step.missing, cell)} else {cell}"
@@ -230,16 +192,16 @@ def _impute(
     return result
 
 
-def _scale(out: _Source, depth: int, step: Standardize | Affine, i: int, cell: str) -> str:
+def _scale(out: Source, depth: int, step: Standardize | Affine, i: int, cell: str) -> str:
     name = out.fresh("v")
     if isinstance(step, Standardize):
-        subtract, divide = _number(step.subtract[i]), _number(step.divide[i])
+        subtract, divide = number_text(step.subtract[i]), number_text(step.divide[i])
         out.add(depth, f"{name} = ({cell} - {subtract}) / {divide}")
     else:
-        multiply, add = _number(step.multiply[i]), _number(step.add[i])
+        multiply, add = number_text(step.multiply[i]), number_text(step.add[i])
         out.add(depth, f"{name} = {cell} * {multiply} + {add}")
     if step.clip is not None:
-        low, high = _number(step.clip[0]), _number(step.clip[1])
+        low, high = number_text(step.clip[0]), number_text(step.clip[1])
         out.add(
             depth, f"{name} = {low} if {name} < {low} else {high} if {name} > {high} else {name}"
         )
@@ -247,7 +209,7 @@ def _scale(out: _Source, depth: int, step: Standardize | Affine, i: int, cell: s
 
 
 def _encode(
-    out: _Source,
+    out: Source,
     depth: int,
     column: Encoding | LookupColumn,
     cell: str,
@@ -299,11 +261,11 @@ def _values(values: Sequence[float | None]) -> tuple[float, ...]:
     return tuple(_NAN if v is None else v for v in values)
 
 
-def _linear(out: _Source, depth: int, model: Linear, cells: list[str]) -> list[str]:
+def _linear(out: Source, depth: int, model: Linear, cells: list[str]) -> list[str]:
     results = []
     for k, (weights, intercept) in enumerate(zip(model.coef, model.intercept, strict=True)):
         z = f"z{k}"
-        terms = [f"{cell} * {_number(w)}" for cell, w in zip(cells, weights, strict=True)]
+        terms = [f"{cell} * {number_text(w)}" for cell, w in zip(cells, weights, strict=True)]
         # Left to right, as a dot product sums; a statement per few terms keeps lines short.
         first = True
         for start in range(0, len(terms), _TERMS_PER_LINE):
@@ -311,168 +273,22 @@ def _linear(out: _Source, depth: int, model: Linear, cells: list[str]) -> list[s
             out.add(depth, f"{z} = {chunk}" if first else f"{z} = {z} + {chunk}")
             first = False
         out.add(
-            depth, f"{z} = {_number(intercept)}" if first else f"{z} = {z} + {_number(intercept)}"
+            depth,
+            f"{z} = {number_text(intercept)}" if first else f"{z} = {z} + {number_text(intercept)}",
         )
         results.append(z)
     return results
 
 
-def _trees(out: _Source, depth: int, model: Trees, cells: list[str]) -> list[str]:
-    sums = [f"a{k}" for k in range(len(model.init))]
-    budget = MAX_COMPILED_NODES
-    compiled: list[bool] = []
-    for tree in model.trees:
-        compiled.append(len(tree.feature) <= budget)
-        budget -= len(tree.feature) if compiled[-1] else 0
-    if not all(compiled) or any(_depth(tree) > MAX_DEPTH for tree in model.trees):
-        # The walked trees read the model's columns from a tuple made once per row.
-        out.add(depth, "X = (" + "".join(f"{c}, " for c in cells) + ")")
-    for name, value in zip(sums, model.init, strict=True):
-        out.add(depth, f"{name} = {_number(value)}")
-    for tree, is_compiled in zip(model.trees, compiled, strict=True):
-        leaves = _leaf_values(model, tree)
-        targets = sums[tree.output : tree.output + len(tree.values[0])]
-        thresholds = tree_thresholds(model, tree)
-        categories = _category_sets(tree)
-        walker = _walker(tree, thresholds, categories, leaves)
-        if is_compiled:
-            _TreeSource(out, tree, thresholds, categories, leaves, targets, cells).emit(
-                0, depth, 0, walker
-            )
-        else:
-            _walk_call(out, depth, out.bind("W", walker), 0, targets)
-    if model.average:
-        for name in sums:
-            out.add(depth, f"{name} = {name} / {len(model.trees)}")
-    return sums
-
-
-def _depth(tree: Tree) -> int:
-    """The number of splits on the longest path (nodes come after their parents)."""
-    level = [0] * len(tree.feature)
-    for node, (left, right) in enumerate(zip(tree.left, tree.right, strict=True)):
-        if left != -1:
-            level[left] = level[right] = level[node] + 1
-    return max(level)
-
-
-def _leaf_values(model: Trees, tree: Tree) -> list[tuple[float, ...]]:
-    # GradientBoosting adds `scale * value`: the same product, made once here.
-    scale = model.scale
-    return [tuple(v if scale is None else scale * v for v in values) for values in tree.values]
-
-
-def _category_sets(tree: Tree) -> dict[int, tuple[frozenset[int], frozenset[int]]]:
-    return {
-        node: (frozenset(left), frozenset(right))
-        for node, left, right in zip(
-            tree.category_nodes, tree.left_codes, tree.right_codes, strict=True
-        )
-    }
-
-
-def _walk_call(out: _Source, depth: int, walker: str, node: int, targets: list[str]) -> None:
-    leaf = out.fresh("l")
-    out.add(depth, f"{leaf} = {walker}(X, {node})")
-    for j, name in enumerate(targets):
-        out.add(depth, f"{name} += {leaf}[{j}]")
-
-
-class _TreeSource:
-    """The nested `if` blocks of one tree."""
-
-    def __init__(
-        self,
-        out: _Source,
-        tree: Tree,
-        thresholds: list[float],
-        categories: dict[int, tuple[frozenset[int], frozenset[int]]],
-        leaves: list[tuple[float, ...]],
-        targets: list[str],
-        cells: list[str],
-    ) -> None:
-        self.out, self.tree, self.thresholds = out, tree, thresholds
-        self.categories, self.targets, self.cells = categories, targets, cells
-        self.walker_name: str | None = None
-        leaf_nodes = [n for n, left in enumerate(tree.left) if left == -1]
-        self.leaf_of = dict(zip(leaf_nodes, leaves, strict=True))
-
-    def emit(self, node: int, depth: int, level: int, walker: Callable[..., object]) -> None:
-        """Emit the subtree at `node`, handing what lies below MAX_DEPTH to the walker."""
-        out, tree = self.out, self.tree
-        if tree.left[node] == -1:
-            for name, value in zip(self.targets, self.leaf_of[node], strict=True):
-                out.add(depth, f"{name} += {_number(value)}")
-            return
-        if level >= MAX_DEPTH:
-            if self.walker_name is None:
-                self.walker_name = out.bind("W", walker)
-            _walk_call(out, depth, self.walker_name, node, self.targets)
-            return
-        cell = self.cells[tree.feature[node]]
-        left, right = tree.left[node], tree.right[node]
-        split = self.categories.get(node)
-        if split is not None:
-            goes_left, goes_right = split
-            if tree.missing_left[node]:
-                test, first, second = f"{cell} in {out.bind('R', goes_right)}", right, left
-            else:
-                test, first, second = f"{cell} in {out.bind('L', goes_left)}", left, right
-        elif tree.missing_left[node]:
-            # NaN fails every comparison: `x > t` sends it to the else branch, the left one.
-            test, first, second = f"{cell} > {_number(self.thresholds[node])}", right, left
-        else:
-            test, first, second = f"{cell} <= {_number(self.thresholds[node])}", left, right
-        out.add(depth, f"if {test}:")
-        self.emit(first, depth + 1, level + 1, walker)
-        out.add(depth, "else:")
-        self.emit(second, depth + 1, level + 1, walker)
-
-
-def _walker(
-    tree: Tree,
-    thresholds: list[float],
-    categories: dict[int, tuple[frozenset[int], frozenset[int]]],
-    leaves: list[tuple[float, ...]],
-) -> Callable[[Sequence[float], int], tuple[float, ...]]:
-    """A loop down the node lists from `node`: the leaf values the row reaches."""
-    feature, left, right, missing_left = tree.feature, tree.left, tree.right, tree.missing_left
-    leaf_values: dict[int, tuple[float, ...]] = {}
-    leaf_nodes = [n for n, child in enumerate(left) if child == -1]
-    leaf_values = dict(zip(leaf_nodes, leaves, strict=True))
-
-    def walk(x: Sequence[float], node: int) -> tuple[float, ...]:
-        # Children point forward (checked at load): this ends within the node count.
-        while left[node] != -1:
-            value = x[feature[node]]
-            split = categories.get(node)
-            if split is not None:
-                if value in split[0]:
-                    node = left[node]
-                elif value in split[1]:
-                    node = right[node]
-                else:
-                    node = left[node] if missing_left[node] else right[node]
-            elif value <= thresholds[node]:
-                node = left[node]
-            elif value > thresholds[node]:
-                node = right[node]
-            else:
-                node = left[node] if missing_left[node] else right[node]
-        return leaf_values[node]
-
-    return walk
-
-
 def _answer(
-    out: _Source, rule: str, positive: str, results: list[str], classes: Sequence[object]
+    out: Source, rule: str, positive: str, results: list[str], classes: Sequence[object]
 ) -> str:
     """The expression of one row's Prediction."""
     vector = "(" + "".join(f"{r}, " for r in results) + ")"
     if rule == "value":
         return f"({results[0]}, None)"
     if rule == "exp":
-        return f"({out.bind('exp', _exp)}({results[0]}), None)"
+        return f"({out.bind('exp', exp_or_inf)}({results[0]}), None)"
     labels = [out.bind("c", label) for label in classes]
     if rule == "logistic":
         p = out.bind("expit", expit)
@@ -482,45 +298,4 @@ def _answer(
     if rule == "proba" and len(results) == 2:
         a, b = results
         return f"({labels[1]} if {b} > {a} else {labels[0]}, {vector})"
-    helper = {"proba": _highest, "softmax": _softmax, "ovr": _one_vs_rest}[rule]
-    return f"{out.bind('h', _bound(helper, tuple(classes)))}({vector})"
-
-
-def _exp(z: float) -> float:
-    try:
-        return math.exp(z)
-    except OverflowError:
-        return math.inf
-
-
-def _bound(
-    helper: Callable[[tuple[object, ...], tuple[float, ...]], tuple[object, tuple[float, ...]]],
-    classes: tuple[object, ...],
-) -> Callable[[tuple[float, ...]], tuple[object, tuple[float, ...]]]:
-    def answer(values: tuple[float, ...]) -> tuple[object, tuple[float, ...]]:
-        return helper(classes, values)
-
-    return answer
-
-
-def _highest(classes: tuple[object, ...], p: tuple[float, ...]) -> tuple[object, tuple[float, ...]]:
-    # max() and index() both take the first of equal values, as numpy's argmax does.
-    return classes[p.index(max(p))], p
-
-
-def _softmax(classes: tuple[object, ...], z: tuple[float, ...]) -> tuple[object, tuple[float, ...]]:
-    top = max(z)
-    exps = [math.exp(v - top) for v in z]
-    total = math.fsum(exps)
-    return classes[z.index(top)], tuple(e / total for e in exps)
-
-
-def _one_vs_rest(
-    classes: tuple[object, ...], z: tuple[float, ...]
-) -> tuple[object, tuple[float, ...]]:
-    # scikit-learn's OvR normalisation: each class's sigmoid over their sum, uniform if all 0.
-    p = [expit(v) for v in z]
-    total = sum(p)
-    if total == 0.0:
-        return classes[z.index(max(z))], tuple(1.0 / len(p) for _ in p)
-    return classes[z.index(max(z))], tuple(v / total for v in p)
+    return f"{out.bind('h', helper_for(rule, tuple(classes)))}({vector})"

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from modelapi.formats.pipeline.compiler import sources, tree_thresholds
+from modelapi.formats.pipeline.compiler import sources
 from modelapi.formats.pipeline.model import PipelineModel
 from modelapi.formats.pipeline.spec import Affine, Impute, Select, Standardize, Trees
+from modelapi.formats.pipeline.tree_code import tree_thresholds
 from modelapi.formats.pipeline.validation import input_width
 
 __all__ = ["edge_values"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import struct
 
-__all__ = ["float32_boundary"]
+__all__ = ["float32_boundary", "float32_floor"]
 
 _FLOAT = struct.Struct("<f")
 _BITS = struct.Struct("<I")
@@ -73,3 +73,10 @@ def float32_boundary(threshold: float) -> float:
     high = _next_float32(low) if low != -_BEYOND else -_FLOAT32_MAX
     midpoint = (low + high) / 2
     return midpoint if _is_even(low) else math.nextafter(midpoint, -math.inf)
+
+
+def float32_floor(threshold: float) -> float:
+    """The largest float32 <= threshold (-inf below the float32 range): for float32 inputs,
+    `x <= threshold` iff `x <= float32_floor(threshold)`."""
+    low = _largest_float32_not_above(threshold)
+    return -math.inf if low == -_BEYOND else low
