@@ -19,64 +19,58 @@ import struct
 
 __all__ = ["float32_boundary", "float32_floor"]
 
-_FLOAT = struct.Struct("<f")
-_BITS = struct.Struct("<I")
-_FLOAT32_MAX: float = _FLOAT.unpack(_BITS.pack(0x7F7FFFFF))[0]
+_PACK_FLOAT = struct.Struct("<f").pack
+_UNPACK_FLOAT = struct.Struct("<f").unpack
+_PACK_BITS = struct.Struct("<I").pack
+_UNPACK_BITS = struct.Struct("<I").unpack
+_FLOAT32_MAX_BITS = 0x7F7FFFFF
+_FLOAT32_MAX: float = _UNPACK_FLOAT(_PACK_BITS(_FLOAT32_MAX_BITS))[0]
+_SIGN = 0x80000000
 _BEYOND = 2.0**128  # where float32 rounding goes to infinity, counted as one more float32
 
 
-def _bits(value: float) -> int:
-    bits: int = _BITS.unpack(_FLOAT.pack(value))[0]
-    return bits
-
-
-def _from_bits(bits: int) -> float:
-    value: float = _FLOAT.unpack(_BITS.pack(bits))[0]
+def _float(bits: int) -> float:
+    value: float = _UNPACK_FLOAT(_PACK_BITS(bits))[0]
     return value
 
 
-def _next_float32(value: float) -> float:
-    """The float32 after `value` (a finite float32), or 2**128 after the largest."""
-    if value == _FLOAT32_MAX:
-        return _BEYOND
-    if value == 0.0:
-        return _from_bits(1)
-    bits = _bits(value)
-    return _from_bits(bits + 1 if value > 0 else bits - 1)
+def _floor_bits(t: float) -> int:
+    """The bits of the largest float32 <= t, for -FLOAT32_MAX <= t < FLOAT32_MAX."""
+    packed = _PACK_FLOAT(t)  # rounds to the nearest float32, ties to even
+    bits: int = _UNPACK_BITS(packed)[0]
+    if _UNPACK_FLOAT(packed)[0] <= t:
+        return bits
+    # Rounded up: one float32 down. Below +0 (or -0) is the smallest negative one.
+    if bits & ~_SIGN == 0:
+        return _SIGN | 1
+    return bits - 1 if bits < _SIGN else bits + 1
 
 
-def _largest_float32_not_above(t: float) -> float:
-    """m: the largest float32 <= t, or -2**128 below the float32 range."""
-    if t >= _FLOAT32_MAX:
-        return _FLOAT32_MAX
-    if t < -_FLOAT32_MAX:
-        return -_BEYOND
-    nearest: float = _FLOAT.unpack(_FLOAT.pack(t))[0]
-    if nearest <= t:
-        return nearest
-    # Rounded up: the float32 just below it is the one we want.
-    if nearest == 0.0:
-        return -_from_bits(1)
-    bits = _bits(nearest)
-    return _from_bits(bits - 1 if nearest > 0 else bits + 1)
-
-
-def _is_even(value: float) -> bool:
-    if abs(value) == _BEYOND:
-        return True
-    return _bits(value) % 2 == 0
+def _next_bits(bits: int) -> int:
+    """The bits of the float32 after a finite, non-largest one."""
+    if bits == _SIGN:  # -0.0: next is the smallest positive
+        return 1
+    return bits + 1 if bits < _SIGN else bits - 1
 
 
 def float32_boundary(threshold: float) -> float:
     """t' such that, for every float64 x that is not NaN, `x <= t'` iff `float32(x) <= t`."""
-    low = _largest_float32_not_above(threshold)
-    high = _next_float32(low) if low != -_BEYOND else -_FLOAT32_MAX
-    midpoint = (low + high) / 2
-    return midpoint if _is_even(low) else math.nextafter(midpoint, -math.inf)
+    if threshold >= _FLOAT32_MAX:
+        # m is the largest float32 (odd), and the next one is "2**128": infinity.
+        return math.nextafter((_FLOAT32_MAX + _BEYOND) / 2, -math.inf)
+    if threshold < -_FLOAT32_MAX:
+        # m is -infinity, counted as -2**128 (even); the next float32 is the lowest finite.
+        return (-_BEYOND - _FLOAT32_MAX) / 2
+    low = _floor_bits(threshold)
+    midpoint = (_float(low) + _float(_next_bits(low))) / 2
+    return midpoint if low % 2 == 0 else math.nextafter(midpoint, -math.inf)
 
 
 def float32_floor(threshold: float) -> float:
     """The largest float32 <= threshold (-inf below the float32 range): for float32 inputs,
     `x <= threshold` iff `x <= float32_floor(threshold)`."""
-    low = _largest_float32_not_above(threshold)
-    return -math.inf if low == -_BEYOND else low
+    if threshold >= _FLOAT32_MAX:
+        return _FLOAT32_MAX
+    if threshold < -_FLOAT32_MAX:
+        return -math.inf
+    return _float(_floor_bits(threshold))

@@ -3,8 +3,8 @@
 Used where numpy is installed: batch bodies (`PipelineModel.predict` on many rows) and
 `modelapi predict`'s block path. The steps are the same float64 operations, column by column,
 as the compiled code's; the linear sums go left to right as they do there; so the model's
-outputs are the same floats. Trees are walked level by level for all rows and all trees at
-once: each node is one record (its first child, whose sibling follows it, and the column it
+outputs are the same floats. Trees are walked level by level for a pass of rows, one tree after
+another: each node is one record (its first child, whose sibling follows it, and the column it
 reads) and a threshold, and a row moves to the first child plus `value > threshold`. A node
 whose missing values go right reads the negated column against the negated threshold (made
 strict), so NaN, which fails every comparison, goes to the first child either way. A leaf
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BlockEvaluator", "evaluator_for"]
 
-# Rows times trees per pass: the level arrays stay cache-sized.
-_CELLS_PER_PASS = 200_000
+# Rows per pass: each tree's walk over them stays in cache.
+_ROWS_PER_PASS = 16_384
 _MISSING_CODE = 256  # category codes are 0..255; anything else goes the missing way
 
 
@@ -205,13 +205,12 @@ class _Forest:
         values: list[tuple[int, tuple[float, ...]]] = []
         roots: list[int] = []
         categories: list[tuple[int, list[bool]]] = []
-        self._depth = 0
+        self._depths: list[int] = []
         self._outputs: list[tuple[int, int]] = []
         for tree in model.trees:
             roots.append(len(records))
             self._outputs.append((tree.output, len(tree.values[0])))
-            depth = self._lay_out(tree, records, thresholds, values, categories)
-            self._depth = max(self._depth, depth)
+            self._depths.append(self._lay_out(tree, records, thresholds, values, categories))
         kind = np.float32 if self._float32 else np.float64
         self._records = np.asarray(records, dtype=np.intp)
         self._thresholds = np.asarray(thresholds, dtype=kind)
@@ -305,57 +304,62 @@ class _Forest:
     def sums(self, values: Any) -> Any:
         """Each row's sums over the trees (rows x outputs), init first, in tree order."""
         np = self._np
-        n_rows = values.shape[0]
-        out = np.empty((n_rows, len(self._model.init)))
-        step = max(64, _CELLS_PER_PASS // len(self._roots))
-        for start in range(0, n_rows, step):
-            out[start : start + step] = self._block(values[start : start + step])
+        out = np.empty((values.shape[0], len(self._model.init)))
+        for start in range(0, values.shape[0], _ROWS_PER_PASS):
+            out[start : start + _ROWS_PER_PASS] = self._block(
+                values[start : start + _ROWS_PER_PASS]
+            )
         return out
 
     def _block(self, values: Any) -> Any:
+        """The sums for a pass of rows: one tree at a time, each walked level by level."""
         np = self._np
-        n_rows, n_trees, width = values.shape[0], len(self._roots), self._width
+        n_rows, width = values.shape[0], self._width
         kind = np.float32 if self._float32 else np.float64
         both = np.empty((n_rows, 2 * width), dtype=kind)
         both[:, :width] = values[:, :width]
         np.negative(both[:, :width], out=both[:, width:])
         flat = both.ravel()
-        state = np.repeat(self._roots[:, None], n_rows, axis=1)
-        base = np.broadcast_to(np.arange(n_rows, dtype=np.intp) * (2 * width), state.shape)
+        base = np.arange(n_rows, dtype=np.intp) * (2 * width)
+        state = np.empty(n_rows, dtype=np.intp)
         record = np.empty_like(state)
         column = np.empty_like(state)
-        value = np.empty(state.shape, dtype=kind)
-        threshold = np.empty(state.shape, dtype=kind)
-        second = np.empty(state.shape, dtype=bool)
+        value = np.empty(n_rows, dtype=kind)
+        threshold = np.empty(n_rows, dtype=kind)
+        second = np.empty(n_rows, dtype=bool)
         mask = (1 << self._shift) - 1
-        for _ in range(self._depth):
-            np.take(self._records, state, out=record)
-            np.take(self._thresholds, state, out=threshold)
-            np.bitwise_and(record, mask, out=column)
-            column += base
-            np.take(flat, column, out=value)
-            np.greater(value, threshold, out=second)
-            if self._category_slots.size:
-                self._categories(state, value, second)
-            np.right_shift(record, self._shift, out=state)
-            state += second
         sums = np.empty((n_rows, len(self._model.init)))
         sums[:] = self._model.init
-        for tree, (output, leaf_width) in enumerate(self._outputs):
-            leaf = state[tree]
+        records, thresholds = self._records, self._thresholds
+        has_categories = bool(self._category_slots.size)
+        trees = zip(self._roots.tolist(), self._depths, self._outputs, strict=True)
+        for root, depth, (output, leaf_width) in trees:
+            state.fill(root)
+            for _ in range(depth):
+                np.take(records, state, out=record)
+                np.take(thresholds, state, out=threshold)
+                np.bitwise_and(record, mask, out=column)
+                column += base
+                np.take(flat, column, out=value)
+                np.greater(value, threshold, out=second)
+                if has_categories:
+                    self._categories(state, value, second)
+                np.right_shift(record, self._shift, out=state)
+                state += second
+            # Tree by tree, as scikit-learn adds them up.
             for j in range(leaf_width):
-                sums[:, output + j] += self._values[leaf, j]
+                sums[:, output + j] += self._values[state, j]
         if self._model.average:
-            sums /= n_trees
+            sums /= len(self._depths)
         return sums
 
     def _categories(self, state: Any, value: Any, second: Any) -> None:
+        """Where a row is at a categorical split, its category code decides the side."""
         np = self._np
         at = np.flatnonzero(self._is_category.take(state))
         if not at.size:
             return
-        codes = value.ravel()[at]
+        codes = value[at]
         whole = (codes >= 0) & (codes < _MISSING_CODE) & (codes == np.floor(codes))
         index = np.where(whole, np.nan_to_num(codes), _MISSING_CODE).astype(np.intp)
-        rows = self._category_row.take(state.ravel()[at])
-        second.ravel()[at] = self._goes_second[rows, index]
+        second[at] = self._goes_second[self._category_row.take(state[at]), index]
