@@ -18,9 +18,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from modelapi.formats.linear import expit
 from modelapi.formats.pipeline.emitter import Source, number_text
-from modelapi.formats.pipeline.outputs import exp_or_inf, helper_for
+from modelapi.formats.pipeline.outputs import exp_or_inf, expit, helper_for
 from modelapi.formats.pipeline.spec import (
     Affine,
     CellKind,

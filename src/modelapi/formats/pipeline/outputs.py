@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from modelapi.formats.linear import expit
-
-__all__ = ["answer_function", "exp_or_inf", "helper_for"]
+__all__ = ["answer_function", "exp_or_inf", "expit", "helper_for"]
 
 Answer = tuple[object, tuple[float, ...] | None]
 
@@ -47,6 +45,16 @@ def helper_for(
     return _bound(helper, classes)
 
 
+def expit(z: float) -> float:
+    """The logistic function as scipy.special.expit computes it: 1 / (1 + exp(-z))."""
+    # The same formula, so the same float (scikit-learn's probabilities come from scipy);
+    # where exp(-z) overflows, scipy's answer is 1 / inf, 0.0.
+    try:
+        return 1.0 / (1.0 + math.exp(-z))
+    except OverflowError:
+        return 0.0
+
+
 def exp_or_inf(z: float) -> float:
     """exp(z), or infinity where it overflows (math.exp raises there)."""
     try:
@@ -73,7 +81,10 @@ def _highest(classes: tuple[object, ...], p: tuple[float, ...]) -> tuple[object,
 def _softmax(classes: tuple[object, ...], z: tuple[float, ...]) -> tuple[object, tuple[float, ...]]:
     top = max(z)
     exps = [math.exp(v - top) for v in z]
-    total = math.fsum(exps)
+    # Summed in order, as scikit-learn's softmax does for a row.
+    total = 0.0
+    for e in exps:
+        total += e
     return classes[z.index(top)], tuple(e / total for e in exps)
 
 
