@@ -215,9 +215,11 @@ class _Forest:
         self._records = np.asarray(records, dtype=np.intp)
         self._thresholds = np.asarray(thresholds, dtype=kind)
         width_out = max(w for _, w in self._outputs)
-        self._values = np.zeros((len(records), width_out))
+        table = np.zeros((width_out, len(records)))
         for slot, leaf in values:
-            self._values[slot, : len(leaf)] = leaf
+            table[: len(leaf), slot] = leaf
+        # One contiguous column per leaf value: a plain take per tree and output.
+        self._values = [np.ascontiguousarray(row) for row in table]
         self._roots = np.asarray(roots, dtype=np.intp)
         self._category_slots = np.asarray([slot for slot, _ in categories], dtype=np.intp)
         self._is_category = np.zeros(len(records), dtype=bool)
@@ -327,6 +329,7 @@ class _Forest:
         value = np.empty(n_rows, dtype=kind)
         threshold = np.empty(n_rows, dtype=kind)
         second = np.empty(n_rows, dtype=bool)
+        leaf_value = np.empty(n_rows)
         mask = (1 << self._shift) - 1
         sums = np.empty((n_rows, len(self._model.init)))
         sums[:] = self._model.init
@@ -336,11 +339,11 @@ class _Forest:
         for root, depth, (output, leaf_width) in trees:
             state.fill(root)
             for _ in range(depth):
-                np.take(records, state, out=record)
-                np.take(thresholds, state, out=threshold)
+                np.take(records, state, out=record, mode="clip")
+                np.take(thresholds, state, out=threshold, mode="clip")
                 np.bitwise_and(record, mask, out=column)
                 column += base
-                np.take(flat, column, out=value)
+                np.take(flat, column, out=value, mode="clip")
                 np.greater(value, threshold, out=second)
                 if has_categories:
                     self._categories(state, value, second)
@@ -348,7 +351,8 @@ class _Forest:
                 state += second
             # Tree by tree, as scikit-learn adds them up.
             for j in range(leaf_width):
-                sums[:, output + j] += self._values[state, j]
+                np.take(self._values[j], state, out=leaf_value, mode="clip")
+                sums[:, output + j] += leaf_value
         if self._model.average:
             sums /= len(self._depths)
         return sums
