@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,16 @@ from modelapi.formats.pipeline.edges import edge_values
 from modelapi.schema import Feature
 from modelapi.training.check_rows import frame_rows, model_input
 from modelapi.training.data import describe_features
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread() -> Iterator[None]:
+    """HistGradientBoosting's OpenMP threads spin on a busy machine: one is plenty here."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
 
 UNSEEN = "never-seen"
 

@@ -10,6 +10,7 @@ Bounded: a fixed number of small examples, no deadline (fitting times vary on a 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,16 @@ from hypothesis import strategies as st
 
 from modelapi.bundle import Task
 from tests.unit.test_pipeline_exactness import assert_exact
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread() -> Iterator[None]:
+    """HistGradientBoosting's OpenMP threads spin on a busy machine: one is plenty here."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
 
 CLASSIFIERS = (
     "DecisionTreeClassifier",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,15 @@ from modelapi.config import Settings
 from modelapi.training.data import load_dataset
 from modelapi.training.workflow import TrainResult, train
 from tests.live.servers import HttpSend, serving
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread() -> Iterator[None]:
+    """HistGradientBoosting's OpenMP threads spin on a busy machine: one is plenty here."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -22,6 +23,16 @@ from modelapi.training.check_rows import frame_rows
 from modelapi.training.data import load_dataset
 from modelapi.training.workflow import ESTIMATORS, train
 from tests.unit.test_data import write_diabetes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread() -> Iterator[None]:
+    """HistGradientBoosting's OpenMP threads spin on a busy machine: one is plenty here."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
 
 SMALL = {
     "random_forest": {"n_estimators": 5},
@@ -181,3 +192,35 @@ def test_save_a_column_transformer_and_forest_with_awkward_names(tmp_path: Path)
     answers = Predictor(result.bundle).predict(rows)
     assert [p for _, p in answers] == [tuple(p) for p in model.predict_proba(X).tolist()]
     assert pd.Series([label for label, _ in answers]).tolist() == model.predict(X).tolist()
+
+
+def test_save_native_categories_of_hist_gradient_boosting() -> None:
+    """Its skops copy holds the preprocessor's check_array partial, which is trusted."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from modelapi.formats.skops import load_skops
+
+    X, y = pd.DataFrame({"size": np.arange(120.0) % 17}), pd.Series(np.arange(120) % 2)
+    X["colour"] = np.where(np.arange(120) % 3 == 0, "red", "blue")
+    model = HistGradientBoostingClassifier(max_iter=5, categorical_features=["colour"])
+    model.fit(X, y)
+    result = modelapi.save(model, X, name="colours", store=None)
+    assert result.manifest.serving == "pipeline.json"
+    colour = result.manifest.features[1]
+    assert (colour.accepts_missing, colour.accepts_unknown) == (True, True)
+    copy = load_skops(result.bundle.files["model.skops"])
+    assert copy.predict_proba(X).tolist() == model.predict_proba(X).tolist()  # type: ignore[attr-defined]
+
+
+def test_a_partial_of_an_untrusted_function_is_still_refused() -> None:
+    import functools
+
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    from modelapi.errors import BundleError
+    from modelapi.formats.skops import load_skops
+
+    data = sio.dumps(FunctionTransformer(func=functools.partial(os.system, "true")))
+    with pytest.raises(BundleError, match="system"):
+        load_skops(data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,22 @@ from modelapi.scoring.stream import score_csv
 from modelapi.training.check_rows import frame_rows
 from modelapi.training.data import load_dataset
 from modelapi.training.workflow import train
-from tests.unit.test_pipeline_exactness import _preprocessing, _split, probes, served, table
+from tests.unit.test_pipeline_exactness import (
+    _preprocessing,
+    _split,
+    probes,
+    served,
+    table,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread() -> Iterator[None]:
+    """HistGradientBoosting's OpenMP threads spin on a busy machine: one is plenty here."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 def _numeric(name: str) -> tuple[pd.DataFrame, pd.Series]:
