@@ -64,7 +64,8 @@ def _forest_spec(n_estimators: int = 10) -> tuple[bytes, tuple[Feature, ...], ob
 
 
 def test_walked_and_compiled_trees_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past the node budget, or below the depth limit, a tree is walked; the answers stay."""
+    """Past the node budget, or below the depth limit, a tree is walked; compiled in groups of
+    trees or in one function: the answers stay."""
     from modelapi.training.check_rows import frame_rows
 
     data, features, model, X = _forest_spec()
@@ -72,9 +73,11 @@ def test_walked_and_compiled_trees_agree(monkeypatch: pytest.MonkeyPatch) -> Non
     compiled = pipeline.load(data, features=features, task="classification", classes=(0, 1))
     expected = [tuple(p) for p in model.predict_proba(X).tolist()]  # type: ignore[attr-defined]
     assert [p for _, p in compiled.predict_compiled(rows)] == expected
-    for budget, depth in ((0, tree_code.MAX_DEPTH), (10**9, 3), (2000, 1)):
+    settings = ((0, tree_code.MAX_DEPTH, 10**9), (10**9, 3, 10**9), (2000, 1, 1), (10**9, 48, 50))
+    for budget, depth, group in settings:
         monkeypatch.setattr(tree_code, "MAX_COMPILED_NODES", budget)
         monkeypatch.setattr(tree_code, "MAX_DEPTH", depth)
+        monkeypatch.setattr(tree_code, "GROUP_NODES", group)
         walked = pipeline.load(data, features=features, task="classification", classes=(0, 1))
         assert [p for _, p in walked.predict_compiled(rows)] == expected
 

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from modelapi.formats.pipeline.emitter import Source, number_text
+from modelapi.formats.pipeline.emitter import Source, compile_function, number_text
 from modelapi.formats.pipeline.outputs import exp_or_inf, expit, helper_for
 from modelapi.formats.pipeline.spec import (
     Affine,
@@ -114,10 +114,7 @@ def compile_spec(
     positive: str = model.positive
     out.add(body, f"append({_answer(out, rule, positive, results, classes)})")
     out.add(1, "return answers")
-    scope: dict[str, object] = {"__builtins__": {}, **out.names}
-    exec(compile("\n".join(out.lines), "<pipeline.json>", "exec"), scope)
-    function: Callable[[Any], Any] = scope["predict"]  # type: ignore[assignment]
-    return function
+    return compile_function(out, "predict")
 
 
 def _step(

@@ -12,14 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from modelapi.formats.pipeline.emitter import Source, number_text
+from modelapi.formats.pipeline.emitter import Source, compile_function, number_text
 from modelapi.formats.pipeline.spec import Tree, Trees
 from modelapi.formats.pipeline.thresholds import float32_boundary
 
-__all__ = ["MAX_COMPILED_NODES", "MAX_DEPTH", "emit_trees", "leaf_values", "tree_thresholds"]
+__all__ = [
+    "GROUP_NODES",
+    "MAX_COMPILED_NODES",
+    "MAX_DEPTH",
+    "emit_trees",
+    "leaf_values",
+    "tree_thresholds",
+]
 
 MAX_DEPTH = 48
 MAX_COMPILED_NODES = 150_000
+GROUP_NODES = 2_000
 
 
 def tree_thresholds(model: Trees, tree: Tree) -> list[float]:
@@ -30,19 +38,67 @@ def tree_thresholds(model: Trees, tree: Tree) -> list[float]:
 
 
 def emit_trees(out: Source, depth: int, model: Trees, cells: list[str]) -> list[str]:
-    """Emit the sums of a tree model for the row's `cells`; return the sums' names."""
+    """Emit the sums of a tree model for the row's `cells`; return the sums' names.
+
+    A model of more than GROUP_NODES nodes is compiled in groups of trees, each a function
+    of its own called from the row loop: compiling one huge function holds its whole syntax
+    tree in memory at once (some 70 MB for 20,000 nodes, most of it never given back to the
+    system), a group's is a tenth of that.
+    """
     sums = [f"a{k}" for k in range(len(model.init))]
     budget = MAX_COMPILED_NODES
     compiled: list[bool] = []
     for tree in model.trees:
         compiled.append(len(tree.feature) <= budget)
         budget -= len(tree.feature) if compiled[-1] else 0
-    if not all(compiled) or any(_depth(tree) > MAX_DEPTH for tree in model.trees):
+    walks = not all(compiled) or any(_depth(tree) > MAX_DEPTH for tree in model.trees)
+    if walks:
         # The walked trees read the model's columns from a tuple made once per row.
         out.add(depth, "X = (" + "".join(f"{c}, " for c in cells) + ")")
     for name, value in zip(sums, model.init, strict=True):
         out.add(depth, f"{name} = {number_text(value)}")
-    for tree, is_compiled in zip(model.trees, compiled, strict=True):
+    trees = list(zip(model.trees, compiled, strict=True))
+    if sum(len(tree.feature) for tree in model.trees) <= GROUP_NODES:
+        _emit_group(out, depth, model, trees, cells, sums)
+    else:
+        names = sorted({c for c in cells if c.isidentifier()}) + (["X"] if walks else [])
+        arguments = ", ".join([*names, *sums])
+        for index, group in enumerate(_groups(trees)):
+            inner = Source(prefix=f"g{index}_")
+            inner.add(0, f"def group({arguments}):")
+            _emit_group(inner, 1, model, group, cells, sums)
+            inner.add(1, "return (" + "".join(f"{name}, " for name in sums) + ")")
+            function = out.bind("G", compile_function(inner, "group"))
+            out.add(depth, "(" + "".join(f"{n}, " for n in sums) + f") = {function}({arguments})")
+    if model.average:
+        for name in sums:
+            out.add(depth, f"{name} = {name} / {len(model.trees)}")
+    return sums
+
+
+def _groups(trees: list[tuple[Tree, bool]]) -> list[list[tuple[Tree, bool]]]:
+    """Consecutive trees, about GROUP_NODES nodes a group (at least one tree each)."""
+    groups: list[list[tuple[Tree, bool]]] = [[]]
+    size = 0
+    for item in trees:
+        if groups[-1] and size + len(item[0].feature) > GROUP_NODES:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += len(item[0].feature)
+    return groups
+
+
+def _emit_group(
+    out: Source,
+    depth: int,
+    model: Trees,
+    trees: list[tuple[Tree, bool]],
+    cells: list[str],
+    sums: list[str],
+) -> None:
+    """Emit trees in order, each adding its leaf's values to its outputs."""
+    for tree, is_compiled in trees:
         leaves = leaf_values(model, tree)
         targets = sums[tree.output : tree.output + len(tree.values[0])]
         thresholds = tree_thresholds(model, tree)
@@ -54,10 +110,6 @@ def emit_trees(out: Source, depth: int, model: Trees, cells: list[str]) -> list[
             )
         else:
             _walk_call(out, depth, out.bind("W", walker), 0, targets)
-    if model.average:
-        for name in sums:
-            out.add(depth, f"{name} = {name} / {len(model.trees)}")
-    return sums
 
 
 def _depth(tree: Tree) -> int:
