@@ -224,3 +224,25 @@ def test_a_partial_of_an_untrusted_function_is_still_refused() -> None:
     data = sio.dumps(FunctionTransformer(func=functools.partial(os.system, "true")))
     with pytest.raises(BundleError, match="system"):
         load_skops(data)
+
+
+def test_unknown_categories_of_the_default_pipeline_are_answered_as_scikit_learn(
+    tmp_path: Path,
+) -> None:
+    """The default one-hot encoder ignores unseen categories: linear.json adds nothing for
+    them, the check proves it, and the manifest says the feature accepts them."""
+    from tests.unit.test_data import write_penguins
+
+    dataset = load_dataset(write_penguins(tmp_path / "penguins.csv"), drop_missing=True)
+    result = train(dataset, model="logistic_regression")
+    assert result.manifest.serving == "linear.json"
+    island = next(f for f in result.manifest.features if f.key == "island")
+    assert island.accepts_unknown
+    X = dataset.X.iloc[:5].copy()
+    X["island"] = "Atlantis"
+    rows = frame_rows(X, result.manifest.features)
+    answers = Predictor(result.bundle).predict(rows)
+    estimator = result.estimator
+    assert [label for label, _ in answers] == estimator.predict(X).tolist()  # type: ignore[attr-defined]
+    proba = estimator.predict_proba(X)  # type: ignore[attr-defined]
+    assert np.allclose([p for _, p in answers], proba, rtol=0, atol=1e-12)

@@ -6,8 +6,8 @@ Input layout, decided at export time and read back from the graph itself:
   own training) converts to, and it keeps the raw category strings. skl2onnx renames inputs
   whose column names hold spaces, dots, dashes or parentheses, so the export records which
   input is which column in the graph's metadata (`modelapi.input_columns`, a JSON object of
-  input name to column) and the loader maps them from there; a graph without it must name
-  its inputs by the columns themselves;
+  input name to column) and the loader maps them from there; a graph without it is matched
+  by name, else by position;
 - or a single float tensor [N, n_features] for an estimator fitted on a plain numeric array
   (an imported pickle).
 
