@@ -79,11 +79,25 @@ def boto3_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_forest(pima_csv: Path) -> TrainResult:
-    """A small random forest trained on the Pima data, served from model.onnx."""
-    from modelapi.training.data import load_dataset
-    from modelapi.training.workflow import train
+    """A small model trained on the Pima data, served from model.onnx.
 
-    result = train(load_dataset(pima_csv), model="random_forest", params={"n_estimators": 10})
+    Forests are served from pipeline.json now; a scaled neural network is outside it.
+    """
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import modelapi
+
+    frame = pd.read_csv(pima_csv)
+    X, y = frame.drop(columns="Outcome"), frame["Outcome"]
+    network = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=2000, random_state=0)
+    model = make_pipeline(
+        ColumnTransformer([("scaled", StandardScaler(), list(X.columns))]), network
+    )
+    result = modelapi.save(model.fit(X, y), X, name="diabetes", store=None, y_sample=y)
     assert result.manifest.serving == "model.onnx"
     return result
 

@@ -91,7 +91,7 @@ def test_onnx_package_answers_as_scikit_learn(
     expected = estimator.predict_proba(frame)
     assert [a["outcome"] for a in answered] == [int(v) for v in estimator.predict(frame)]
     for answer, probabilities in zip(answered, expected, strict=True):
-        # ONNX computes the forest in float32: equal to scikit-learn's float64 to about 1e-6.
+        # ONNX computes the model in float32: equal to scikit-learn's float64 to about 1e-6.
         assert answer["probabilities"]["1"] == pytest.approx(probabilities[1], abs=1e-5)
     record_property("onnx_zip_bytes", onnx_zip.zipped_bytes)
     record_property("onnx_unzipped_bytes", onnx_zip.unzipped_bytes)

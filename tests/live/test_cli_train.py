@@ -75,8 +75,8 @@ def test_store_comes_from_modelapi_store_and_defaults_to_models(
     )
     assert result.returncode == 0, result.stderr
     manifest = open_store(str(env_store)).read_manifest("pima", 1)
-    assert (manifest.serving, manifest.estimator) == ("model.onnx", "gradient_boosting")
-    assert "serving: model.onnx" in result.stdout
+    assert (manifest.serving, manifest.estimator) == ("pipeline.json", "gradient_boosting")
+    assert "serving: pipeline.json" in result.stdout
     assert "[default: ./models]" in " ".join(run("train", "--help").stdout.split())
 
 

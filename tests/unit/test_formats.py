@@ -40,6 +40,26 @@ def forest(pima_csv: Path) -> TrainResult:
     return train(load_dataset(pima_csv), model="random_forest", params={"n_estimators": 10})
 
 
+def _network(columns: list[str]) -> object:
+    """A scaled neural network: outside pipeline.json, so it is served from model.onnx."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    network = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=2000, random_state=0)
+    return make_pipeline(ColumnTransformer([("scaled", StandardScaler(), columns)]), network)
+
+
+@pytest.fixture(scope="session")
+def onnx_result(pima_frame: tuple[pd.DataFrame, pd.Series]) -> TrainResult:
+    import modelapi
+
+    X, y = pima_frame
+    model = _network(list(X.columns)).fit(X, y)  # type: ignore[attr-defined]
+    return modelapi.save(model, X, name="pima", store=None, y_sample=y)
+
+
 def test_bare_estimator_on_an_array_folds_to_linear(
     pima_frame: tuple[pd.DataFrame, pd.Series], pima_features: tuple[Feature, ...]
 ) -> None:
@@ -58,7 +78,7 @@ def test_bare_estimator_on_an_array_folds_to_linear(
     assert artifacts.check["rows"] == len(X)
 
 
-def test_unfoldable_preprocessing_is_served_from_onnx(
+def test_scaled_linear_model_is_served_from_pipeline_json(
     pima_frame: tuple[pd.DataFrame, pd.Series], pima_features: tuple[Feature, ...]
 ) -> None:
     from sklearn.linear_model import LogisticRegression
@@ -71,12 +91,23 @@ def test_unfoldable_preprocessing_is_served_from_onnx(
     artifacts = export_model(
         model, features=pima_features, task="classification", classes=(0, 1), X_check=X
     )
+    assert artifacts.serving == "pipeline.json"
+
+
+def test_an_estimator_outside_the_own_formats_is_served_from_onnx(
+    pima_frame: tuple[pd.DataFrame, pd.Series], pima_features: tuple[Feature, ...]
+) -> None:
+    X, y = pima_frame
+    model = _network(list(X.columns)).fit(X, y)  # type: ignore[attr-defined]
+    artifacts = export_model(
+        model, features=pima_features, task="classification", classes=(0, 1), X_check=X
+    )
     assert artifacts.serving == "model.onnx"
     onnx = OnnxModel(
         artifacts.files["model.onnx"], features=pima_features, task="classification", classes=(0, 1)
     )
     answers = onnx.predict(frame_rows(X, pima_features))
-    assert [label for label, _ in answers] == model.predict(X.to_numpy()).tolist()
+    assert [label for label, _ in answers] == model.predict(X).tolist()  # type: ignore[attr-defined]
 
 
 class _OffByABit:
@@ -121,14 +152,16 @@ def test_linear_export_that_disagrees_fails_loudly(
 
 
 def test_onnx_export_that_disagrees_fails_loudly(
-    monkeypatch: pytest.MonkeyPatch, forest: TrainResult, pima_frame: tuple[pd.DataFrame, pd.Series]
+    monkeypatch: pytest.MonkeyPatch,
+    onnx_result: TrainResult,
+    pima_frame: tuple[pd.DataFrame, pd.Series],
 ) -> None:
     X, _ = pima_frame
     monkeypatch.setattr(export, "FORMATS", _off_by_a_bit("model.onnx", 1e-4))
     with pytest.raises(TrainingError, match=r"model.onnx: disagrees with scikit-learn"):
         export_model(
-            forest.estimator,
-            features=forest.manifest.features,
+            onnx_result.estimator,
+            features=onnx_result.manifest.features,
             task="classification",
             classes=(0, 1),
             X_check=X,
@@ -136,20 +169,20 @@ def test_onnx_export_that_disagrees_fails_loudly(
 
 
 def test_onnx_model_through_the_predictor(
-    forest: TrainResult, pima_frame: tuple[pd.DataFrame, pd.Series]
+    onnx_result: TrainResult, pima_frame: tuple[pd.DataFrame, pd.Series]
 ) -> None:
     X, _ = pima_frame
-    predictor = Predictor(forest.bundle)
-    answers = predictor.predict(frame_rows(X, forest.manifest.features))
-    assert [label for label, _ in answers] == forest.estimator.predict(X).tolist()  # type: ignore[attr-defined]
-    proba = forest.estimator.predict_proba(X)  # type: ignore[attr-defined]
+    predictor = Predictor(onnx_result.bundle)
+    answers = predictor.predict(frame_rows(X, onnx_result.manifest.features))
+    assert [label for label, _ in answers] == onnx_result.estimator.predict(X).tolist()  # type: ignore[attr-defined]
+    proba = onnx_result.estimator.predict_proba(X)  # type: ignore[attr-defined]
     assert np.allclose([p for _, p in answers], proba, rtol=0, atol=1e-5)
     assert all(type(label) is int for label, _ in answers)
     assert predictor.model.predict([]) == []
 
 
-def test_onnx_refuses_bad_bytes_and_mismatched_inputs(forest: TrainResult) -> None:
-    features = forest.manifest.features
+def test_onnx_refuses_bad_bytes_and_mismatched_inputs(onnx_result: TrainResult) -> None:
+    features = onnx_result.manifest.features
     with pytest.raises(BundleError, match=r"model.onnx: not a loadable ONNX model"):
         OnnxModel(b"not onnx", features=features, task="classification", classes=(0, 1))
     # Inputs are matched by name, or by position when the names differ (skl2onnx renames
@@ -157,21 +190,23 @@ def test_onnx_refuses_bad_bytes_and_mismatched_inputs(forest: TrainResult) -> No
     fewer = tuple(Feature(column=f"other_{f.column}", key=f.key, type=f.type) for f in features)
     with pytest.raises(BundleError, match="match neither"):
         OnnxModel(
-            forest.bundle.files["model.onnx"],
+            onnx_result.bundle.files["model.onnx"],
             features=fewer[:-1],
             task="classification",
             classes=(0, 1),
         )
 
 
-def test_onnx_needs_the_onnx_extra(monkeypatch: pytest.MonkeyPatch, forest: TrainResult) -> None:
+def test_onnx_needs_the_onnx_extra(
+    monkeypatch: pytest.MonkeyPatch, onnx_result: TrainResult
+) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingExtra, match=r"pip install 'modelapi\[onnx\]'"):
-        Predictor(forest.bundle)
+        Predictor(onnx_result.bundle)
 
 
-def test_flipped_byte_in_onnx_or_skops_is_refused(forest: TrainResult, tmp_path: Path) -> None:
-    stored = forest.store(str(tmp_path))
+def test_flipped_byte_in_onnx_or_skops_is_refused(onnx_result: TrainResult, tmp_path: Path) -> None:
+    stored = onnx_result.store(str(tmp_path))
     folder = tmp_path / stored.manifest.name / str(stored.manifest.version)
     for name in ("model.onnx", "model.skops"):
         path = folder / name
@@ -214,7 +249,7 @@ def test_skops_refuses_a_corrupt_file() -> None:
 
 
 def test_read_estimator_needs_the_skops_file(forest: TrainResult) -> None:
-    served_only = Bundle(forest.manifest, {"model.onnx": forest.bundle.files["model.onnx"]})
+    served_only = Bundle(forest.manifest, {"pipeline.json": forest.bundle.files["pipeline.json"]})
     with pytest.raises(BundleError, match=r"model.skops: not in this bundle"):
         read_estimator(served_only)
 

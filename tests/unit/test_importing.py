@@ -78,7 +78,7 @@ def test_import_without_data_uses_feature_names(pima_csv: Path, tmp_path: Path) 
     path = tmp_path / "forest.pkl"
     path.write_bytes(pickle.dumps(model))
     result = import_pickle(path, trust_pickle=True, target="Outcome")
-    assert result.manifest.serving == "model.onnx"
+    assert result.manifest.serving == "pipeline.json"
     assert [f.column for f in result.manifest.features] == list(X.columns)
     assert {f.type for f in result.manifest.features} == {"number"}
     assert result.manifest.data is None
@@ -145,7 +145,7 @@ def test_save_a_notebook_pipeline_with_text_columns(penguins: pd.DataFrame, tmp_
     result = modelapi.save(model, X, name="penguins", store=str(tmp_path), y_sample=y)
     assert result.model_id == "penguins:1"
     bundle = read_bundle(tmp_path / "penguins" / "1")
-    assert bundle.manifest.serving == "model.onnx"
+    assert bundle.manifest.serving == "pipeline.json"
     assert bundle.manifest.target.column == "species"
     assert bundle.manifest.metrics["accuracy"] == model.score(X, y)
     answers = Predictor(bundle).predict(frame_rows(X, bundle.manifest.features))

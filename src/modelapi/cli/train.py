@@ -19,15 +19,43 @@ if TYPE_CHECKING:
 
 __all__ = ["commands", "import_command", "train_command"]
 
+# The names of modelapi.training.workflow.ESTIMATORS, kept here so that --help imports no
+# training code.
 _MODELS = (
     "logistic_regression",
     "random_forest",
+    "extra_trees",
+    "decision_tree",
     "gradient_boosting",
+    "hist_gradient_boosting",
     "linear_regression",
     "ridge",
+    "lasso",
+    "elastic_net",
 )
 
 _store_option = store_option("Store: a folder, file://PATH or s3://bucket/prefix.")
+
+
+def _params(
+    context: click.Context, parameter: click.Parameter, values: tuple[str, ...]
+) -> dict[str, object]:
+    """`KEY=VALUE` pairs: each value a JSON scalar (50, 0.1, true, null) or else text."""
+    import json
+
+    params: dict[str, object] = {}
+    for item in values:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item[:40]!r} is not KEY=VALUE, e.g. n_estimators=50")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        if isinstance(value, (list, dict)):
+            value = text
+        params[key.strip()] = value
+    return params
 
 
 def _progress(message: str) -> None:
@@ -121,6 +149,15 @@ def _print_result(result: TrainResult, store: str) -> None:
     help="Standardize the numeric columns of linear models. auto: when the data has missing"
     " values, or when the fit on the raw values does not converge.",
 )
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_params,
+    help="A hyper-parameter of the estimator (repeatable): n_estimators=200, max_depth=null."
+    " VALUE is read as JSON (numbers, true, false, null), else as text.",
+)
 @_store_option
 def train_command(
     data: str,
@@ -135,6 +172,7 @@ def train_command(
     feature_types: tuple[str, ...],
     columns: str | None,
     scale: str,
+    params: dict[str, object],
     store: str,
 ) -> None:
     """Train a model on DATA (a CSV path or http(s) URL) and store it as a new version.
@@ -165,6 +203,7 @@ def train_command(
         test_size=test_size,
         random_state=random_state,
         name=name,
+        params=params or None,
         progress=_progress,
         scale=scale,  # type: ignore[arg-type]
     )

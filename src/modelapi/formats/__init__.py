@@ -8,12 +8,12 @@ with the format of that file name. Adding a format is a module and one entry in 
 from __future__ import annotations
 
 from modelapi.errors import BundleError
-from modelapi.formats import linear, onnx
+from modelapi.formats import linear, onnx, pipeline
 from modelapi.formats.base import Format, Model, Prediction
 
 __all__ = ["FORMATS", "Format", "Model", "Prediction", "format_of"]
 
-FORMATS: tuple[Format, ...] = (linear.FORMAT, onnx.FORMAT)
+FORMATS: tuple[Format, ...] = (linear.FORMAT, pipeline.FORMAT, onnx.FORMAT)
 _BY_FILE = {f.file_name: f for f in FORMATS}
 
 

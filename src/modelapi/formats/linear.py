@@ -65,7 +65,9 @@ def _decision_lines(spec: LinearSpec, names: dict[str, object]) -> list[str]:
             name = f"w{index}_{out}"
             if isinstance(weights, dict):
                 names[name] = {category: w[out] for category, w in weights.items()}
-                lines.append(f"z{out} += {name}[row[{index}]]")
+                # A category the encoder ignores (unknown, or missing) adds nothing, as its
+                # all-zero one-hot columns add nothing in scikit-learn.
+                lines.append(f"z{out} += {name}.get(row[{index}], 0.0)")
             else:
                 names[name] = weights[out]
                 lines.append(f"z{out} += {name} * row[{index}]")
@@ -301,6 +303,9 @@ def _slots(
             if transformer.drop_idx_ is not None or transformer.min_frequency is not None:
                 return None
             if transformer.max_categories is not None:
+                return None
+            # A missing value seen at fit is a category of its own: pipeline.json serves that.
+            if any(not isinstance(c, str) for cats in transformer.categories_ for c in cats):
                 return None
             for name, categories in zip(names, transformer.categories_, strict=True):
                 if features[index[name]].type != "category":

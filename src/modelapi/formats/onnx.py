@@ -1,11 +1,18 @@
 """`model.onnx`: estimators other than linear ones, served with onnxruntime (extra [onnx]).
 
 Input layout, decided at export time and read back from the graph itself:
-- one input per feature, named by the CSV column, shape [N, 1]: a float tensor for numeric
-  features and a string tensor for categories. This is what a pipeline that selects columns
-  by name (modelapi's own training) converts to, and it keeps the raw category strings;
+- one input per feature, shape [N, 1]: a float tensor for numeric features and a string
+  tensor for categories. This is what a pipeline that selects columns by name (modelapi's
+  own training) converts to, and it keeps the raw category strings. skl2onnx renames inputs
+  whose column names hold spaces, dots, dashes or parentheses, so the export records which
+  input is which column in the graph's metadata (`modelapi.input_columns`, a JSON object of
+  input name to column) and the loader maps them from there; a graph without it is matched
+  by name, else by position;
 - or a single float tensor [N, n_features] for an estimator fitted on a plain numeric array
   (an imported pickle).
+
+A missing number is sent as NaN, a missing category as the empty string; the check at
+training time decides whether the graph answers those as scikit-learn does.
 
 Outputs: `label` and `probabilities` (class order = manifest classes, no ZipMap) for a
 classifier, `variable` for a regressor. Training checks these against scikit-learn (same
@@ -18,6 +25,8 @@ import functools
 import re
 from collections.abc import Sequence
 
+import msgspec
+
 from modelapi.bundle import Label, Manifest, Task
 from modelapi.errors import BundleError, TrainingError
 from modelapi.extras import require
@@ -27,6 +36,7 @@ from modelapi.schema import Feature, Row
 __all__ = [
     "FILE_NAME",
     "FORMAT",
+    "INPUT_COLUMNS",
     "ONNX_OPSET",
     "OnnxModel",
     "export",
@@ -35,6 +45,8 @@ __all__ = [
 ]
 
 FILE_NAME = "model.onnx"
+# The metadata key of the graph's input name -> feature column map.
+INPUT_COLUMNS = "modelapi.input_columns"
 # onnxruntime computes in float32: labels must agree, probabilities and values within this.
 TOLERANCE = 1e-5
 # Pinned so a bundle made here also loads in an older onnxruntime on a server.
@@ -79,16 +91,8 @@ class OnnxModel:
         inputs = self._session.get_inputs()
         columns = [f.column for f in self._features]
         names = [i.name for i in inputs]
-        # skl2onnx makes a column name such as "Support Calls (last 90d)!" a C identifier
-        # ("Support_Calls__last_90d__"), keeping the inputs in the order they were given:
-        # the feature order, so other names are matched by position.
-        if sorted(names) == sorted(columns):
-            self._input_names = {c: c for c in columns}
-        elif len(names) == len(columns) and names != ["input"]:
-            self._input_names = dict(zip(columns, names, strict=True))
-        else:
-            self._input_names = {}
-        self._per_feature = bool(self._input_names)
+        self._input_names = self._inputs_of_columns(names, columns)
+        self._per_feature = sorted(self._input_names) == sorted(columns)
         self._types: dict[str, str] = {}
         for item in inputs:
             kind = _NUMPY_TYPES.get(item.type)
@@ -111,6 +115,29 @@ class OnnxModel:
             self._by_label = {_key(c): c for c in self._classes}
         self._outputs = outputs
         self._probe()
+
+    def _inputs_of_columns(self, names: list[str], columns: list[str]) -> dict[str, str]:
+        """Column -> input name: from the graph's metadata, else by name, else by position.
+
+        skl2onnx makes a column name such as "Support Calls (last 90d)!" a C identifier
+        ("Support_Calls__last_90d__"), keeping the inputs in the order they were given (the
+        feature order); modelapi's export records the map in the graph, older graphs are
+        matched by position.
+        """
+        meta = self._session.get_modelmeta().custom_metadata_map.get(INPUT_COLUMNS)
+        if meta is not None:
+            try:
+                mapping = msgspec.json.decode(meta.encode(), type=dict[str, str])
+            except msgspec.DecodeError:
+                raise BundleError(f"{FILE_NAME}: {INPUT_COLUMNS} is not a map of names") from None
+            if sorted(mapping) != sorted(names) or len(set(mapping.values())) != len(mapping):
+                raise BundleError(f"{FILE_NAME}: {INPUT_COLUMNS} does not map the graph's inputs")
+            return {column: name for name, column in mapping.items()}
+        if sorted(names) == sorted(columns):
+            return {c: c for c in columns}
+        if len(names) == len(columns) and names != ["input"]:
+            return dict(zip(columns, names, strict=True))
+        return {}
 
     def _probe(self) -> None:
         """Predict one row now, so a graph that does not fit the manifest fails to load.
@@ -154,7 +181,11 @@ class OnnxModel:
         if self._per_feature:
             for feature, values in zip(self._features, zip(*rows, strict=True), strict=True):
                 name = self._input_names[feature.column]
-                feeds[name] = np.asarray(values, dtype=self._types[name]).reshape(-1, 1)
+                kind = self._types[name]
+                if kind == "object":
+                    values = tuple("" if v is None else v for v in values)
+                # numpy reads None as NaN in a float array: a missing number.
+                feeds[name] = np.asarray(values, dtype=kind).reshape(-1, 1)
         else:
             feeds[self._single_input] = np.asarray(rows, dtype=self._types[self._single_input])
         results = self._session.run(None, feeds)
@@ -229,6 +260,18 @@ def export(
         raise TrainingError(
             f"cannot convert {type(final).__name__} to ONNX ({type(exc).__name__}: {exc})"[:400]
         ) from exc
+    if isinstance(first, ColumnTransformer):
+        # skl2onnx keeps one input per declared one, in order, but renames awkward names.
+        names = [item.name for item in graph.graph.input]
+        if len(names) != len(features):
+            raise TrainingError(
+                f"cannot convert to ONNX: {len(names)} graph inputs for {len(features)} features"
+            )
+        entry = graph.metadata_props.add()
+        entry.key = INPUT_COLUMNS
+        entry.value = msgspec.json.encode(
+            dict(zip(names, (f.column for f in features), strict=True))
+        ).decode()
     data: bytes = graph.SerializeToString()
     return data
 

@@ -15,8 +15,20 @@ from modelapi.extras import require
 __all__ = ["FILE_NAME", "TRUSTED_TYPES", "dump_skops", "load_skops", "read_estimator"]
 
 FILE_NAME = "model.skops"
-# Beyond skops' own defaults: the tree structure inside random forests and gradient boosting.
-TRUSTED_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
+# Beyond skops' own defaults, each a plain container or a pure function:
+# - the tree structure inside decision trees, forests and GradientBoosting;
+# - numpy.dtype, the dtype SimpleImputer records (a dtype object builds nothing else);
+# - HistGradientBoosting's trees (arrays of nodes), and the check_array its preprocessor
+#   calls on numeric columns, through functools.partial. skops builds a partial from its
+#   function and arguments as nodes of their own, each checked against this list too, so a
+#   partial of anything untrusted is still refused.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.tree._tree.Tree",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+)
 
 
 def load_skops(data: bytes, where: str = FILE_NAME) -> object:

@@ -10,16 +10,19 @@ exact integer below 2**53 and one division by an exact power of ten gives the co
 rounded value, the same float that `float(text)` gives. Exponents, spaces, quotes, empty
 cells and the like go to the record path. The decision function is the model's own
 (`LinearModel.decision`, applied to a row of columns), so it is bit-for-bit the one that
-answers single rows.
+answers single rows. A `pipeline.json` model with numeric inputs is scored here too, by its
+numpy evaluator (`modelapi.formats.pipeline.vectorised`): the same outputs as its compiled
+code, with numpy's exp for the logistic and softmax functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelapi.formats.linear import LinearModel
+from modelapi.formats.pipeline import PipelineModel
 from modelapi.schema import Feature
 
 if TYPE_CHECKING:
@@ -32,7 +35,13 @@ if TYPE_CHECKING:
     Words = npt.NDArray[np.uint64]
     UInts = npt.NDArray[np.unsignedinteger[Any]]
 
-__all__ = ["PROBABILITY_DECIMALS", "ColumnarScorer", "format_probability"]
+__all__ = [
+    "PROBABILITY_DECIMALS",
+    "BlockModel",
+    "ColumnarScorer",
+    "block_model",
+    "format_probability",
+]
 
 # Probabilities are written with this many decimals by every path of `modelapi predict`.
 PROBABILITY_DECIMALS = 15
@@ -45,13 +54,38 @@ _PASS_BYTES = 128 * 1024
 _COMMA, _NEWLINE, _DOT, _PLUS, _MINUS, _ZERO = 44, 10, 46, 43, 45, 48
 
 
+class BlockModel(Protocol):
+    """What the columnar path scores with: answer columns for a block of feature values."""
+
+    @property
+    def classes(self) -> tuple[object, ...]:
+        """The class labels in manifest order (empty for a regressor)."""
+        ...
+
+    def columns(self, values: Floats) -> tuple[Ints | None, list[Floats]] | None:
+        """(class index per row or None, then the answer columns), or None if not finite."""
+        ...
+
+
+def block_model(numpy: ModuleType, model: object, features: Sequence[Feature]) -> BlockModel | None:
+    """The columnar form of a model with numeric features, or None where there is none."""
+    if any(f.type not in ("integer", "number") for f in features):
+        return None
+    if isinstance(model, LinearModel):
+        return _LinearBlock(numpy, model)
+    if isinstance(model, PipelineModel):
+        evaluator: BlockModel | None = model.block_evaluator()
+        return evaluator
+    return None
+
+
 class ColumnarScorer:
-    """Score blocks of quote-free CSV lines for a linear model with numeric features."""
+    """Score blocks of quote-free CSV lines for a model with numeric features."""
 
     def __init__(
         self,
         numpy: ModuleType,
-        model: LinearModel,
+        model: BlockModel,
         features: Sequence[Feature],
         n_columns: int,
         feature_columns: Sequence[int],
@@ -85,12 +119,13 @@ class ColumnarScorer:
 
     @classmethod
     def supports(cls, model: object, features: Sequence[Feature]) -> bool:
-        """Whether a model can be scored here: linear, every feature a number or an integer.
+        """Whether a model may be scored here: linear or pipeline.json, every feature a number
+        or an integer.
 
         Booleans and dates are not: their text forms (`True`, `2024-05-31`) are the record
         path's to read, and a digit cell such as `2` is not a boolean.
         """
-        return isinstance(model, LinearModel) and all(
+        return isinstance(model, (LinearModel, PipelineModel)) and all(
             f.type in ("integer", "number") for f in features
         )
 
@@ -108,7 +143,7 @@ class ColumnarScorer:
                 or block.find(b"\n", start + _PASS_BYTES) + 1
             )
             parsed = self._parse(buf[start:end])
-            predicted = None if parsed is None else self._predict(parsed)
+            predicted = None if parsed is None else self._model.columns(parsed)
             if predicted is None:
                 return None
             written.append(self._write(block[start:end], *predicted))
@@ -211,37 +246,6 @@ class ColumnarScorer:
                 covered += part
         return window
 
-    def _predict(self, values: Floats) -> tuple[Ints | None, list[Floats]] | None:
-        """(class index per row or None, then the answer values: probabilities or the value).
-
-        None when a decision value is not finite: the record path then answers as the
-        Predictor does, with an error naming the line or a finite answer.
-        """
-        np = self._np
-        model = self._model
-        n_rows = values.shape[0]
-        # An overflow is not an error here: the non-finite check below hands the block over.
-        with np.errstate(over="ignore", invalid="ignore"):
-            decided = model.decision([values[:, j] for j in range(values.shape[1])])
-        outputs = decided if isinstance(decided, tuple) else (decided,)
-        z = np.empty((n_rows, len(outputs)))
-        for out, column in enumerate(outputs):
-            z[:, out] = column
-        if not np.isfinite(z).all():
-            return None
-        if model.spec.kind == "regression":
-            return None, [z[:, 0]]
-        if z.shape[1] == 1:
-            score = z[:, 0]
-            # Same split by sign as LinearModel's expit, so exp never overflows.
-            e = np.exp(-np.abs(score))
-            p1 = np.where(score >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-            return (score > 0).astype(np.int64), [1.0 - p1, p1]
-        top = z.max(axis=1, keepdims=True)
-        exps = np.exp(z - top)
-        probs = exps / exps.sum(axis=1, keepdims=True)
-        return np.argmax(z, axis=1), list(probs.T)
-
     def _write(self, block: bytes, labels: Ints | None, numbers: list[Floats]) -> bytes:
         np = self._np
         if labels is None:
@@ -297,6 +301,50 @@ class ColumnarScorer:
         column(at + 2)[:] = words[0] >> np.uint64(8)
         column(at + 2 + 7)[:] = words[1]
         text[:, at] = words[0].astype(np.uint8)
+
+
+class _LinearBlock:
+    """A linear model's answer columns, from its own decision function applied to columns."""
+
+    def __init__(self, numpy: ModuleType, model: LinearModel) -> None:
+        self._np = numpy
+        self._model = model
+
+    @property
+    def classes(self) -> tuple[object, ...]:
+        """The class labels in manifest order (empty for a regressor)."""
+        return self._model.classes
+
+    def columns(self, values: Floats) -> tuple[Ints | None, list[Floats]] | None:
+        """(class index per row or None, then the answer values: probabilities or the value).
+
+        None when a decision value is not finite: the record path then answers as the
+        Predictor does, with an error naming the line or a finite answer.
+        """
+        np = self._np
+        model = self._model
+        n_rows = values.shape[0]
+        # An overflow is not an error here: the non-finite check below hands the block over.
+        with np.errstate(over="ignore", invalid="ignore"):
+            decided = model.decision([values[:, j] for j in range(values.shape[1])])
+        outputs = decided if isinstance(decided, tuple) else (decided,)
+        z = np.empty((n_rows, len(outputs)))
+        for out, column in enumerate(outputs):
+            z[:, out] = column
+        if not np.isfinite(z).all():
+            return None
+        if model.spec.kind == "regression":
+            return None, [z[:, 0]]
+        if z.shape[1] == 1:
+            score = z[:, 0]
+            # Same split by sign as LinearModel's expit, so exp never overflows.
+            e = np.exp(-np.abs(score))
+            p1 = np.where(score >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+            return (score > 0).astype(np.int64), [1.0 - p1, p1]
+        top = z.max(axis=1, keepdims=True)
+        exps = np.exp(z - top)
+        probs = exps / exps.sum(axis=1, keepdims=True)
+        return np.argmax(z, axis=1), list(probs.T)
 
 
 def _shifted_sum(

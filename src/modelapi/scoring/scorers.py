@@ -20,10 +20,9 @@ from modelapi.answers import answer_columns
 from modelapi.bundle import Manifest
 from modelapi.errors import FieldError, InvalidInput, PayloadTooLarge, ServerError
 from modelapi.formats import Prediction
-from modelapi.formats.linear import LinearModel
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature, FeatureTable, Row
-from modelapi.scoring.columnar import ColumnarScorer, format_probability
+from modelapi.scoring.columnar import ColumnarScorer, block_model, format_probability
 from modelapi.scoring.stream import Record, Scored, csv_line
 
 __all__ = [
@@ -73,8 +72,9 @@ def headerless_names(features: Sequence[Feature], width: int) -> list[str]:
 class LocalScorer:
     """Score with a model in this process; numpy's columnar path when the model allows it.
 
-    A linear model with every feature numeric, with numpy installed, scores plain blocks on
-    the columnar path unless `columnar` is False (every block then takes the record path).
+    A linear or pipeline.json model with every feature numeric, with numpy installed, scores
+    plain blocks on the columnar path unless `columnar` is False (every block then takes the
+    record path).
     """
 
     parallel = True
@@ -103,10 +103,11 @@ class LocalScorer:
             except ImportError:
                 pass
             else:
-                assert isinstance(model, LinearModel)
-                self._columnar = ColumnarScorer(
-                    numpy, model, manifest.features, len(header), self._columns
-                )
+                block = block_model(numpy, model, manifest.features)
+                if block is not None:
+                    self._columnar = ColumnarScorer(
+                        numpy, block, manifest.features, len(header), self._columns
+                    )
 
     def score_block(self, block: bytes, first_line: int) -> bytes | None:
         """Output lines from the columnar path, or None when it does not apply."""

@@ -56,9 +56,14 @@ __all__ = [
 ESTIMATORS: dict[str, tuple[Task, ...]] = {
     "logistic_regression": ("classification",),
     "random_forest": ("classification", "regression"),
+    "extra_trees": ("classification", "regression"),
+    "decision_tree": ("classification", "regression"),
     "gradient_boosting": ("classification", "regression"),
+    "hist_gradient_boosting": ("classification", "regression"),
     "linear_regression": ("regression",),
     "ridge": ("regression",),
+    "lasso": ("regression",),
+    "elastic_net": ("regression",),
 }
 DEFAULT_MODELS: dict[Task, str] = {
     "classification": "logistic_regression",
@@ -93,13 +98,8 @@ def make_estimator(
     `missing`: the training table has missing values (impute them); `scale`: standardize
     the numeric columns.
     """
-    from sklearn.ensemble import (
-        GradientBoostingClassifier,
-        GradientBoostingRegressor,
-        RandomForestClassifier,
-        RandomForestRegressor,
-    )
-    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+    from sklearn import ensemble, tree
+    from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline
 
     tasks = ESTIMATORS.get(model)
@@ -110,18 +110,27 @@ def make_estimator(
             f"model {model} does not do {task}; for {task} use one of"
             f" {', '.join(k for k, v in ESTIMATORS.items() if task in v)}"
         )
-    classification = task == "classification"
-    estimator: object = {
-        "logistic_regression": lambda: LogisticRegression(solver="lbfgs", max_iter=1000),
-        "random_forest": lambda: (
-            RandomForestClassifier if classification else RandomForestRegressor
-        )(random_state=random_state),
-        "gradient_boosting": lambda: (
-            GradientBoostingClassifier if classification else GradientBoostingRegressor
-        )(random_state=random_state),
-        "linear_regression": LinearRegression,
-        "ridge": Ridge,
-    }[model]()
+    suffix = "Classifier" if task == "classification" else "Regressor"
+    # Tree estimators come in a classifier and a regressor of one name: RandomForest + suffix.
+    trees = {
+        "random_forest": (ensemble, "RandomForest"),
+        "extra_trees": (ensemble, "ExtraTrees"),
+        "decision_tree": (tree, "DecisionTree"),
+        "gradient_boosting": (ensemble, "GradientBoosting"),
+        "hist_gradient_boosting": (ensemble, "HistGradientBoosting"),
+    }
+    estimator: object
+    if model in trees:
+        module, stem = trees[model]
+        estimator = getattr(module, stem + suffix)(random_state=random_state)
+    else:
+        estimator = {
+            "logistic_regression": lambda: LogisticRegression(solver="lbfgs", max_iter=1000),
+            "linear_regression": LinearRegression,
+            "ridge": Ridge,
+            "lasso": Lasso,
+            "elastic_net": ElasticNet,
+        }[model]()
     if params:
         try:
             estimator.set_params(**params)  # type: ignore[attr-defined]
@@ -225,7 +234,7 @@ def bundle_estimator(
         task=task,
         estimator=estimator_name,
         target=target,
-        features=tuple(features),
+        features=artifacts.features,
         serving=artifacts.serving,
         artifacts={k: artifact_entry(v) for k, v in sorted(files.items())},
         classes=tuple(classes) if classes is not None else None,

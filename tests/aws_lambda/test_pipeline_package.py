@@ -1,0 +1,116 @@
+"""A pipeline.json forest packaged for Lambda: under 1 MB beside its JSON, exact in a fresh 3.12.
+
+The package needs msgspec alone. Unzipped beside a folder holding boto3 only, a fresh
+`python3.12 -I -S` answers every recorded event and a batch of Pima rows, and its labels and
+probabilities are scikit-learn's own, to the last digit; no training library is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from modelapi.bundle import Bundle
+from modelapi.deploy.lambda_zip import LambdaPackage, build_lambda_zip
+from modelapi.training.data import load_dataset
+from modelapi.training.workflow import TrainResult, train
+from tests.aws_lambda.conftest import LAMBDA_PYTHON
+from tests.aws_lambda.test_fresh_process import RUNNER, cases, check_isolation, unzip
+
+pytestmark = pytest.mark.skipif(
+    not LAMBDA_PYTHON.exists(), reason=f"{LAMBDA_PYTHON} (the Lambda runtime's Python) is missing"
+)
+
+ONE_MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def forest(pima_csv: Path) -> TrainResult:
+    """The benchmark forest: 100 trees of depth 10 on Pima."""
+    dataset = load_dataset(pima_csv)
+    result = train(dataset, model="random_forest", params={"n_estimators": 100, "max_depth": 10})
+    assert result.manifest.serving == "pipeline.json"
+    return result
+
+
+@pytest.fixture(scope="module")
+def forest_zip(
+    forest: TrainResult, wheel_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> LambdaPackage:
+    bundle = Bundle(forest.manifest, forest.bundle.files)
+    return build_lambda_zip(
+        bundle, tmp_path_factory.mktemp("dist-forest"), embed=True, cache_dir=wheel_cache
+    )
+
+
+def test_the_package_is_under_1_mb_beside_the_model(
+    forest_zip: LambdaPackage, record_property: pytest.RecordProperty
+) -> None:
+    assert [r.partition("==")[0] for r in forest_zip.requirements] == ["msgspec"]
+    with zipfile.ZipFile(forest_zip.zip_path) as archive:
+        model = sum(i.compress_size for i in archive.infolist() if i.filename.endswith(".json"))
+        names = archive.namelist()
+    assert any(name.endswith("/pipeline.json") for name in names)
+    assert not [n for n in names if n.split("/")[0] in ("numpy", "sklearn", "onnxruntime")]
+    assert forest_zip.zipped_bytes - model <= ONE_MB
+    record_property("zip_bytes", forest_zip.zipped_bytes)
+    record_property("model_json_zipped_bytes", model)
+
+
+def test_a_fresh_python_answers_as_scikit_learn(
+    forest: TrainResult,
+    forest_zip: LambdaPackage,
+    boto3_only: Path,
+    pima_csv: Path,
+    tmp_path: Path,
+) -> None:
+    frame = pd.read_csv(pima_csv).drop(columns="Outcome").iloc[:200]
+    features = forest.manifest.features
+    batch = [{f.key: float(row[f.column]) for f in features} for _, row in frame.iterrows()]
+    listed = [("predict", batch), *cases()]
+    cases_file = tmp_path / "cases.json"
+    cases_file.write_text(json.dumps(listed))
+    task_root = unzip(forest_zip, tmp_path / "task")
+    environment = {
+        "AWS_LAMBDA_FUNCTION_NAME": "modelapi-pima-dev-api",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "AWS_REGION": "us-east-1",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+    }
+    process = subprocess.run(
+        [
+            str(LAMBDA_PYTHON),
+            "-I",
+            "-S",
+            "-c",
+            RUNNER,
+            *map(str, (task_root, boto3_only, cases_file)),
+        ],
+        cwd=task_root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    out = process.stdout.split("\n", 1)[1]
+    result = json.loads(out)
+    check_isolation(result, task_root, boto3_only)
+    answers = result["answers"]
+    assert len(answers) == len(listed)
+    estimator = forest.estimator
+    labels = estimator.predict(frame).tolist()  # type: ignore[attr-defined]
+    proba = estimator.predict_proba(frame).tolist()  # type: ignore[attr-defined]
+    target = forest.manifest.target.key
+    assert [a[target] for a in answers[0]] == labels
+    assert [[a["probabilities"][c] for c in ("0", "1")] for a in answers[0]] == proba
+    statuses = [a["statusCode"] for a in answers[1:] if isinstance(a, dict) and "statusCode" in a]
+    assert statuses
+    assert max(statuses) < 500
