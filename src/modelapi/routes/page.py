@@ -20,7 +20,7 @@ from modelapi.routes.openapi import RenderCache, example_row, model_key, range_h
 from modelapi.schema import Feature, listed_categories
 from modelapi.service import Request, Response, Service
 
-__all__ = ["ROUTES", "home_page", "render_page"]
+__all__ = ["home_page", "render_page"]
 
 _pages = RenderCache()
 # A category with at most this many (listed) categories is a dropdown; more are a text box.
@@ -331,6 +331,3 @@ def home_page(service: Service, request: Request) -> Response:
     predictor = service.predictor()
     body = _pages.get(model_key(predictor), lambda: render_page(predictor.manifest))
     return Response(200, body, "text/html; charset=utf-8", {"content-security-policy": _POLICY})
-
-
-ROUTES = {"/": {"GET": home_page}}
