@@ -13,8 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from tests.adversarial.processes import serve_process
-from tests.live.servers import HttpSend
+from tests.servers import HttpSend, serve_process
 
 KEY = secrets.token_hex(16)
 BUCKET = "zq7-secret-bucket"

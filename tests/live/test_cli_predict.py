@@ -16,7 +16,7 @@ import pytest
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from tests.conftest import REPO_ROOT
-from tests.live.serving import serving
+from tests.servers import serve_model
 
 API_KEY = "batch-key-for-tests"
 FEATURE_HEADER = (
@@ -35,7 +35,7 @@ def server_url(
         api_key=API_KEY,
         max_body_bytes=8192,
     )
-    with serving(pima_predictor, settings) as url:
+    with serve_model(pima_predictor, settings) as url:
         yield url
 
 
