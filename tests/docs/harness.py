@@ -5,7 +5,8 @@ A block runs when its info string says so after the language:
 - ```` ```sh test ````: the block runs in bash (`set -euo pipefail`) and must exit 0;
 - ```` ```console test ````: each `$ command` runs in turn (a line ending in `\\` goes on);
   what it prints must match the lines shown under it (when any are shown), where a line `...`
-  stands for any lines and `...` inside a line for any text;
+  stands for any lines and `...` inside a line for any text; `$ export NAME=VALUE` holds for
+  the commands after it in the document, as in the reader's shell;
 - ```` ```python test ````: the block runs in a fresh interpreter and must exit 0;
 - ```` ```sh test-background ````: the block starts a server, left running for the blocks after
   it; the harness waits until `/ping` answers on the block's port. A server started before it
@@ -40,6 +41,7 @@ COMMAND_LANGUAGES = frozenset({"sh", "bash", "console", "python"})
 _FENCE = re.compile(r"^```(\S*)(?:[ \t]+(\S+))?[ \t]*$")
 _NOT_RUN = re.compile(r"<!--\s*not run:\s*(.+?)\s*-->")
 _BUCKET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+_EXPORT = re.compile(r"export ([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
 _TIMEOUT_S = 300
 
 
@@ -182,6 +184,10 @@ class DocumentRun:
             self._background(block, text)
         elif block.language == "console":
             for command, expected in _commands(text):
+                exported = _EXPORT.fullmatch(command.split(" #")[0].strip())
+                if exported is not None:
+                    self.environ[exported.group(1)] = exported.group(2)
+                    continue
                 result = self._shell(command, merged=True)
                 printed = result.stdout
                 assert result.returncode == 0 or expected.startswith("error:"), (
