@@ -201,3 +201,38 @@ def test_docs_render_swagger_ui_with_the_network_off(
 
 def _label(key: str) -> str:
     return "BMI" if key == "bmi" else key.replace("_", " ").capitalize()
+
+
+def test_a_value_outside_the_training_range_is_answered_with_a_warning(
+    offline: Offline, live_url: str
+) -> None:
+    page = offline.page
+    page.goto(f"{live_url}/")
+    page.get_by_role("button", name="Fill in an example").click()
+    assert page.locator("#warning-pregnancies").inner_text() == ""
+    page.locator("#pregnancies").fill("999")
+    warning = page.locator("#warning-pregnancies").inner_text()
+    assert warning == "outside the training range 0 to 17: the answer may not be reliable"
+    assert page.locator("#warning-glucose").inner_text() == ""
+    page.get_by_role("button", name="Predict").click()
+    page.locator("#result").wait_for(state="visible", timeout=10_000)
+    row = json.loads(PIMA_EXAMPLE) | {"pregnancies": 999}
+    expected = httpx.post(f"{live_url}/predict", json=row).json()
+    assert page.locator("#answer").inner_text() == str(expected["outcome"])
+    caution = page.locator("#caution")
+    assert caution.is_visible()
+    assert caution.inner_text() == (
+        "Outside the training range: pregnancies. See the training report."
+    )
+    page.locator("#pregnancies").fill("3")
+    assert page.locator("#warning-pregnancies").inner_text() == ""
+
+
+def test_the_page_links_the_training_report(offline: Offline, live_url: str) -> None:
+    page = offline.page
+    page.goto(f"{live_url}/")
+    link = page.get_by_role("link", name="Training report")
+    assert link.get_attribute("href") == "model/report"
+    with page.expect_navigation():
+        link.click()
+    assert page.url == f"{live_url}/model/report"
