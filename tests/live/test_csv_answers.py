@@ -21,7 +21,7 @@ import modelapi
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from tests.conftest import REPO_ROOT
-from tests.live.serving import serving
+from tests.servers import serve_model
 
 N_ROWS = 10_000  # the server's default batch limit
 _WITHOUT_NUMPY = "import sys; sys.modules['numpy'] = None\n"
@@ -66,7 +66,7 @@ def test_the_server_and_modelapi_predict_write_the_same_csv(kind: str, tmp_path:
     rows = _random_rows(X, seed=len(kind))
     data = tmp_path / "rows.csv"
     rows.to_csv(data, index=False)
-    with serving(Predictor(result.bundle), Settings(store=str(tmp_path / "models"))) as url:
+    with serve_model(Predictor(result.bundle), Settings(store=str(tmp_path / "models"))) as url:
         request = urllib.request.Request(
             f"{url}/predict", data.read_bytes(), {"content-type": "text/csv"}
         )
