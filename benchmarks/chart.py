@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from benchmarks.targets import bound_of
+
 __all__ = ["draw_chart"]
 
 Figures = Mapping[str, float]
@@ -69,7 +71,8 @@ def draw_chart(figures: Figures, path: Path, title: str) -> Path:
         [get(f"single_row.{n}.requests_per_s") for n in names],
         "single row POST, 32 connections",
         "requests/s",
-        bound=0.6 * figures["single_row.ceiling.requests_per_s"]
+        bound=(bound_of("single row vs ceiling") or 0)
+        * figures["single_row.ceiling.requests_per_s"]
         if "single_row.ceiling.requests_per_s" in figures
         else None,
     )
@@ -85,7 +88,7 @@ def draw_chart(figures: Figures, path: Path, title: str) -> Path:
         values,
         "single row latency (dashed: p99 target)",
         "ms",
-        bound=5.0,
+        bound=bound_of("single row p99"),
         log=True,
     )
     _bars(
@@ -94,7 +97,7 @@ def draw_chart(figures: Figures, path: Path, title: str) -> Path:
         [get(f"batch.{n}.rows_per_s") for n in ("modelapi", *peers)],
         "batch: 1,000-row bodies, each in its own form",
         "rows/s",
-        bound=2_000_000,
+        bound=bound_of("batch rows/s"),
         log=True,
     )
     _bars(
@@ -117,7 +120,7 @@ def draw_chart(figures: Figures, path: Path, title: str) -> Path:
         [get(f"memory.{n}.rss_bytes", 0) / mb or None for n in names],
         "server RSS after the load (dashed: target)",
         "MB",
-        bound=60,
+        bound=bound_of("server RSS after load"),
     )
     _bars(
         axes[1][2],
@@ -125,7 +128,7 @@ def draw_chart(figures: Figures, path: Path, title: str) -> Path:
         [get("predict.rows_250000.rows_per_s"), get("predict.rows_1000000.rows_per_s")],
         "modelapi predict CSV, launch to exit",
         "rows/s",
-        bound=1_000_000,
+        bound=bound_of("predict CSV rows/s"),
     )
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.chart import draw_chart
 from benchmarks.comparison import format_comparison
-from benchmarks.targets import Verdict, format_table
+from benchmarks.targets import Verdict, format_table, summary
 
 __all__ = ["REPO", "commit", "flatten", "load_text", "machine", "publish", "shown"]
 
@@ -95,8 +95,8 @@ def publish(
     png_path = draw_chart(figures, stem.with_suffix(".png"), title)
     print()
     print(format_table(verdicts))
-    passed = sum(v.passed for v in verdicts)
-    print(f"\n{passed}/{len(verdicts)} targets met; load average {load_text(load['end'])}")
+    passed, judged = summary(verdicts)
+    print(f"\n{passed}/{judged} targets met; load average {load_text(load['end'])}")
     if peers:
         print("\nmodelapi and the peers (in brackets: modelapi's advantage, above 1x ahead)")
         print(format_comparison(figures, peers))

@@ -4,7 +4,8 @@ Figures are a flat mapping of dotted names (`single_row.modelapi.requests_per_s`
 built by the runner from its results. The single-row ratios are medians of per-round ratios
 (rounds seconds apart), so that the load others put on a shared machine weighs on both sides
 of a ratio. A target whose figures are missing (that part of the run failed or was skipped)
-is reported as not measured, which counts as a miss.
+is reported as not measured, which counts as a miss. A target without a bound is a figure the
+table reports (modelapi's ratio to a peer), judged neither way.
 """
 
 from __future__ import annotations
@@ -13,17 +14,29 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["TARGETS", "Target", "Verdict", "format_table", "judge", "markdown_table"]
+__all__ = [
+    "TARGETS",
+    "Target",
+    "Verdict",
+    "bound_of",
+    "format_table",
+    "judge",
+    "markdown_table",
+    "summary",
+]
 
 Figures = Mapping[str, float]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One target: a measured value (from the figures), the bound it must meet, and its units."""
+    """One target: a measured value (from the figures), the bound it must meet, and its units.
+
+    With no bound, the value is only reported.
+    """
 
     name: str
-    bound: float
+    bound: float | None
     compare: Callable[[float, float], bool]
     value: Callable[[Figures], float]
     units: str
@@ -47,9 +60,24 @@ class Verdict:
     measured: float | None
 
     @property
+    def is_judged(self) -> bool:
+        """False for a reported figure, which has no bound to meet."""
+        return self.target.bound is not None
+
+    @property
     def passed(self) -> bool:
-        """True when the value was measured and meets the bound."""
-        return self.measured is not None and self.target.compare(self.measured, self.target.bound)
+        """True when the value was measured and meets the bound (a reported one: measured)."""
+        if self.measured is None:
+            return False
+        bound = self.target.bound
+        return bound is None or self.target.compare(self.measured, bound)
+
+    @property
+    def result(self) -> str:
+        """PASS or FAIL, or `-` for a reported figure."""
+        if not self.is_judged:
+            return "-"
+        return "PASS" if self.passed else "FAIL"
 
     def as_dict(self) -> dict[str, object]:
         """The verdict as JSON-ready values."""
@@ -58,7 +86,7 @@ class Verdict:
             "goal": self.target.goal,
             "measured": self.measured,
             "units": self.target.units,
-            "passed": self.passed,
+            "passed": self.passed if self.is_judged else None,
         }
 
 
@@ -70,21 +98,29 @@ def _figure(name: str, scale: float = 1.0) -> Callable[[Figures], float]:
     return lambda f: f[name] * scale
 
 
-def _sum(*names: str) -> Callable[[Figures], float]:
-    return lambda f: sum(f[name] for name in names)
+def _errors(f: Figures) -> float:
+    # The bulk bodies are not sent to a server that refuses their route: their counts are
+    # added only when they were measured.
+    required = f["single_row.modelapi.errors"] + f["batch.modelapi.errors"]
+    return required + sum(
+        v for k, v in f.items() if k.startswith("bulk.") and k.endswith(".errors")
+    )
 
 
 _GE, _LE = operator.ge, operator.le
 MB = 1_000_000
 
+_BULK = "bulk.modelapi.{}.rows_per_s"
+_FOREST = "pipeline.in_process.forest."
+
 TARGETS: tuple[Target, ...] = (
     Target(
         "single row vs ceiling",
-        0.60,
+        0.65,
         _GE,
         _figure("single_row.ratios.modelapi_to_ceiling"),
         "x",
-        ">= 0.60 of the ceiling's req/s",
+        ">= 0.65 of the ceiling's req/s",
     ),
     Target(
         "single row vs naive",
@@ -96,36 +132,78 @@ TARGETS: tuple[Target, ...] = (
         peer="naive",
     ),
     Target(
+        "single row vs MLServer",
+        None,
+        _GE,
+        _figure("single_row.ratios.modelapi_to_mlserver"),
+        "x",
+        "reported: modelapi's req/s over MLServer's",
+        peer="mlserver",
+    ),
+    Target(
+        "single row vs BentoML",
+        None,
+        _GE,
+        _figure("single_row.ratios.modelapi_to_bentoml"),
+        "x",
+        "reported: modelapi's req/s over BentoML's",
+        peer="bentoml",
+    ),
+    Target(
         "single row p99",
-        5.0,
+        2.5,
         _LE,
         _figure("single_row.modelapi.p99_ms"),
         "ms",
-        "p99 <= 5 ms at 32 connections",
+        "p99 <= 2.5 ms at 32 connections",
     ),
     Target(
-        "single row + batch errors",
+        "errors",
         0,
         _LE,
-        _sum("single_row.modelapi.errors", "batch.modelapi.errors"),
+        _errors,
         "",
-        "0 non-2xx and 0 socket errors",
+        "0 non-2xx and 0 socket errors (single row, batch, bulk bodies)",
     ),
     Target(
         "batch rows/s",
-        2_000_000,
+        1_000_000,
         _GE,
         _figure("batch.modelapi.rows_per_s"),
         "rows/s",
-        ">= 2,000,000 rows/s (1,000-row JSON bodies)",
+        ">= 1,000,000 rows/s (1,000-object JSON bodies)",
+    ),
+    Target(
+        "bulk dataframe_split /invocations",
+        2_000_000,
+        _GE,
+        _figure(_BULK.format("dataframe_split_invocations")),
+        "rows/s",
+        ">= 2,000,000 rows/s (1,000-row bodies)",
+    ),
+    Target(
+        "bulk dataframe_split /predict",
+        2_000_000,
+        _GE,
+        _figure(_BULK.format("dataframe_split_predict")),
+        "rows/s",
+        ">= 2,000,000 rows/s (1,000-row bodies)",
+    ),
+    Target(
+        "bulk text/csv /invocations",
+        2_000_000,
+        _GE,
+        _figure(_BULK.format("csv_invocations")),
+        "rows/s",
+        ">= 2,000,000 rows/s (1,000 lines, no header)",
     ),
     Target(
         "serve cold start",
-        0.3,
+        0.15,
         _LE,
         _figure("cold_start.modelapi.median_s"),
         "s",
-        "<= 0.3 s launch to first answer",
+        "<= 0.15 s launch to first answer",
     ),
     Target(
         "Lambda zip size",
@@ -137,35 +215,35 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "Lambda cold start, S3",
-        300,
+        150,
         _LE,
         _figure("lambda.s3.cold_start_median_ms"),
         "ms",
-        "<= 300 ms process start to first answer",
+        "<= 150 ms process start to first answer",
     ),
     Target(
         "Lambda cold start, embedded",
-        100,
+        150,
         _LE,
         _figure("lambda.embedded.cold_start_median_ms"),
         "ms",
-        "<= 100 ms process start to first answer",
+        "<= 150 ms process start to first answer",
     ),
     Target(
         "Lambda init (runtime client), embedded",
-        100,
+        150,
         _LE,
         _figure("lambda.embedded.ric_first_response_median_ms"),
         "ms",
-        "<= 100 ms process start to first response, under awslambdaric",
+        "<= 150 ms process start to first response, under awslambdaric",
     ),
     Target(
         "Lambda init (runtime client), S3",
-        300,
+        150,
         _LE,
         _figure("lambda.s3.ric_first_response_median_ms"),
         "ms",
-        "<= 300 ms process start to first response, under awslambdaric",
+        "<= 150 ms process start to first response, under awslambdaric",
     ),
     Target(
         "Lambda warm p50",
@@ -177,19 +255,19 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "server RSS after load",
-        60,
+        40,
         _LE,
         _figure("memory.modelapi.rss_bytes", 1 / MB),
         "MB",
-        "<= 60 MB",
+        "<= 40 MB",
     ),
     Target(
         "predict CSV rows/s",
-        1_000_000,
+        2_000_000,
         _GE,
         _figure("predict.rows_1000000.rows_per_s"),
         "rows/s",
-        ">= 1,000,000 rows/s on 1,000,000 rows, launch to exit",
+        ">= 2,000,000 rows/s on 1,000,000 rows, launch to exit",
     ),
     Target(
         "predict CSV memory flat",
@@ -198,6 +276,62 @@ TARGETS: tuple[Target, ...] = (
         _ratio("predict.rows_1000000.peak_rss_bytes", "predict.rows_250000.peak_rss_bytes"),
         "x",
         "peak RSS at 1M rows <= 1.10x that at 250k",
+    ),
+    Target(
+        "forest one row in process",
+        30,
+        _LE,
+        _figure(_FOREST + "pipeline_us_per_row"),
+        "us",
+        "<= 30 us per row, pipeline.json (100 trees, depth 10)",
+    ),
+    Target(
+        "HGB one row in process",
+        20,
+        _LE,
+        _figure("pipeline.in_process.hist_gradient_boosting.pipeline_us_per_row"),
+        "us",
+        "<= 20 us per row, pipeline.json (100 iterations)",
+    ),
+    Target(
+        "forest over HTTP vs ONNX",
+        0.7,
+        _GE,
+        _figure("pipeline.http.ratios.pipeline_to_onnx"),
+        "x",
+        ">= 0.7x the req/s of the same forest served from model.onnx",
+    ),
+    Target(
+        "forest numpy blocks",
+        500_000,
+        _GE,
+        _figure(_FOREST + "numpy_block_rows_per_s_cpu"),
+        "rows/s",
+        ">= 500,000 rows/s in process (CPU time)",
+    ),
+    Target(
+        "forest predict CSV rows/s",
+        500_000,
+        _GE,
+        _figure("pipeline.predict_file.rows_per_s"),
+        "rows/s",
+        ">= 500,000 rows/s on 1,000,000 rows, launch to exit",
+    ),
+    Target(
+        "forest Lambda zip size",
+        1 * MB,
+        _LE,
+        _figure("pipeline.lambda.zip_without_model_bytes"),
+        "bytes",
+        "<= 1 MB zipped, besides the pipeline.json's compressed size",
+    ),
+    Target(
+        "forest Lambda cold start",
+        150,
+        _LE,
+        _figure("pipeline.lambda.cold_start_median_ms"),
+        "ms",
+        "<= 150 ms process start to first answer, embedded",
     ),
 )
 
@@ -208,6 +342,17 @@ def judge(
     """Judge every target against the figures; with `peers`, only those the chosen peers allow."""
     chosen = [t for t in targets if peers is None or t.peer is None or t.peer in peers]
     return [Verdict(target, target.measure(figures)) for target in chosen]
+
+
+def bound_of(name: str) -> float | None:
+    """The bound of the target called `name` (the chart draws it); KeyError for no such one."""
+    return {t.name: t.bound for t in TARGETS}[name]
+
+
+def summary(verdicts: list[Verdict]) -> tuple[int, int]:
+    """(targets met, targets judged): reported figures are in neither count."""
+    judged = [v for v in verdicts if v.is_judged]
+    return sum(v.passed for v in judged), len(judged)
 
 
 def _show(value: float | None, units: str) -> str:
@@ -230,7 +375,7 @@ def format_table(verdicts: list[Verdict]) -> str:
             v.target.name,
             v.target.goal,
             _show(v.measured, v.target.units),
-            "PASS" if v.passed else "FAIL",
+            v.result,
         )
         for v in verdicts
     ]

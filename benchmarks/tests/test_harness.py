@@ -9,8 +9,7 @@ import pytest
 
 from benchmarks.csv_run import parse_scored
 from benchmarks.profiling import summarise
-from benchmarks.report import REPO, flatten, shown
-from benchmarks.targets import TARGETS, format_table, judge
+from benchmarks.report import REPO, shown
 from benchmarks.wrk import parse_duration_s, parse_wrk_output
 
 WRK_REPORT = """\
@@ -96,116 +95,6 @@ def test_clean_report_counts_no_errors() -> None:
 def test_a_failed_wrk_run_is_refused() -> None:
     with pytest.raises(ValueError, match="not a wrk report"):
         parse_wrk_output("unable to connect to 127.0.0.1:1 Connection refused\n")
-
-
-def passing_figures() -> dict[str, float]:
-    """Figures that meet every target, from nested results as the runner writes them."""
-    results = {
-        "single_row": {
-            "ceiling": {"requests_per_s": 50_000.0},
-            "modelapi": {"requests_per_s": 40_000.0, "latency_ms": {"p99": 2.0}, "errors": 0},
-            "naive": {"requests_per_s": 4_000.0},
-            "ratios": {"modelapi_to_ceiling": 0.8, "modelapi_to_naive": 10.0},
-        },
-        "batch": {"modelapi": {"rows_per_s": 2_500_000, "errors": 0}},
-        "cold_start": {"modelapi": {"median_s": 0.2, "runs_s": [0.2, 0.3]}},
-        "lambda": {
-            "python": "/usr/bin/python3.12",
-            "embedded": {
-                "zipped_bytes": 300_000,
-                "cold_start_median_ms": 60.0,
-                "warm_p50_us": 20.0,
-                "ric_first_response_median_ms": 80.0,
-            },
-            "s3": {"cold_start_median_ms": 150.0, "ric_first_response_median_ms": 200.0},
-        },
-        "memory": {"modelapi": {"rss_bytes": 40_000_000}},
-        "predict": {
-            "rows_250000": {"peak_rss_bytes": 50_000_000},
-            "rows_1000000": {"rows_per_s": 1_500_000, "peak_rss_bytes": 52_000_000},
-        },
-    }
-    return flatten(results)
-
-
-def test_flatten_names_every_number_and_skips_the_rest() -> None:
-    figures = passing_figures()
-    assert figures["single_row.modelapi.p99_ms"] == 2.0
-    assert figures["lambda.embedded.zipped_bytes"] == 300_000
-    assert not [name for name in figures if "python" in name or "runs_s" in name]
-    assert flatten({"a": {"ok": True, "n": 1}}) == {"a.n": 1.0}
-
-
-def test_every_target_passes_on_figures_that_meet_it() -> None:
-    verdicts = judge(passing_figures())
-    assert len(verdicts) == len(TARGETS)
-    assert [v.target.name for v in verdicts if not v.passed] == []
-
-
-@pytest.mark.parametrize(
-    ("figure", "value", "failed"),
-    [
-        ("single_row.ratios.modelapi_to_ceiling", 0.59, "single row vs ceiling"),
-        ("single_row.ratios.modelapi_to_naive", 7.9, "single row vs naive"),
-        ("single_row.modelapi.p99_ms", 5.01, "single row p99"),
-        ("single_row.modelapi.errors", 1, "single row + batch errors"),
-        ("batch.modelapi.errors", 1, "single row + batch errors"),
-        ("batch.modelapi.rows_per_s", 1_999_999, "batch rows/s"),
-        ("cold_start.modelapi.median_s", 0.31, "serve cold start"),
-        ("lambda.embedded.zipped_bytes", 1_000_001, "Lambda zip size"),
-        ("lambda.s3.cold_start_median_ms", 301, "Lambda cold start, S3"),
-        ("lambda.embedded.cold_start_median_ms", 101, "Lambda cold start, embedded"),
-        ("lambda.embedded.warm_p50_us", 51, "Lambda warm p50"),
-        (
-            "lambda.embedded.ric_first_response_median_ms",
-            101,
-            "Lambda init (runtime client), embedded",
-        ),
-        ("lambda.s3.ric_first_response_median_ms", 301, "Lambda init (runtime client), S3"),
-        ("memory.modelapi.rss_bytes", 60_000_001, "server RSS after load"),
-        ("predict.rows_1000000.rows_per_s", 999_999, "predict CSV rows/s"),
-        ("predict.rows_1000000.peak_rss_bytes", 55_000_001, "predict CSV memory flat"),
-    ],
-)
-def test_one_figure_past_its_bound_fails_exactly_its_target(
-    figure: str, value: float, failed: str
-) -> None:
-    figures = passing_figures()
-    figures[figure] = value
-    assert [v.target.name for v in judge(figures) if not v.passed] == [failed]
-
-
-def test_bounds_are_inclusive() -> None:
-    figures = passing_figures()
-    figures["single_row.modelapi.p99_ms"] = 5.0
-    figures["single_row.ratios.modelapi_to_ceiling"] = 0.6
-    figures["single_row.ratios.modelapi_to_naive"] = 8.0
-    figures["lambda.embedded.warm_p50_us"] = 50
-    assert all(v.passed for v in judge(figures))
-
-
-def test_a_missing_figure_is_not_measured_and_fails() -> None:
-    figures = passing_figures()
-    del figures["lambda.s3.cold_start_median_ms"]
-    del figures["single_row.ratios.modelapi_to_ceiling"]
-    verdicts = {v.target.name: v for v in judge(figures)}
-    assert verdicts["Lambda cold start, S3"].measured is None
-    assert not verdicts["Lambda cold start, S3"].passed
-    assert verdicts["single row vs ceiling"].measured is None
-    table = format_table(list(verdicts.values()))
-    assert "not measured" in table
-
-
-def test_table_has_one_row_per_target_with_its_result() -> None:
-    figures = passing_figures()
-    figures["batch.modelapi.rows_per_s"] = 1_000_000
-    lines = format_table(judge(figures)).splitlines()
-    assert len(lines) == 2 + len(TARGETS)
-    assert len({len(line) for line in lines}) == 1  # columns line up
-    (batch,) = [line for line in lines if line.startswith("| batch rows/s")]
-    assert "1,000,000 rows/s" in batch
-    assert batch.rstrip(" |").endswith("FAIL")
-    assert sum(line.rstrip(" |").endswith("PASS") for line in lines) == len(TARGETS) - 1
 
 
 def test_parse_scored_line_of_modelapi_predict() -> None:
