@@ -10,7 +10,8 @@ is timed from launch to exit on a generated 1 M-row file.
 
     python3 -m uv run --locked --all-extras python -m benchmarks.pipeline_run [--rows N]
 
-`pipeline_figures(pima_csv, work)` returns the figures as a dict, for `benchmarks/run`.
+`pipeline_figures(pima_csv, work)` returns the figures as a dict; `benchmarks/run` trains the
+models once (`train_models`) and takes `row_figures` and `predict_file_figures` into its table.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["pipeline_figures", "predict_file_figures", "row_figures"]
+__all__ = ["Models", "pipeline_figures", "predict_file_figures", "row_figures", "train_models"]
 
 REPO = Path(__file__).resolve().parent.parent
 _REPEATS = 5
 
 
-def _per_row_us(predict: Callable[[list[object]], object], rows: Sequence[object]) -> float:
+def _per_row_us(predict: Callable[..., object], rows: Sequence[object], repeats: int) -> float:
     """Median over repeats of the mean time to answer one row alone (`predict([row])`), in µs.
 
     The time is this process's CPU time: on a shared machine, wall-clock time also counts the
@@ -39,7 +41,7 @@ def _per_row_us(predict: Callable[[list[object]], object], rows: Sequence[object
     full.)
     """
     times = []
-    for _ in range(_REPEATS):
+    for _ in range(repeats):
         started = time.process_time()
         for row in rows:
             predict([row])
@@ -47,18 +49,33 @@ def _per_row_us(predict: Callable[[list[object]], object], rows: Sequence[object
     return round(statistics.median(times) * 1e6, 2)
 
 
-def _models(pima_csv: Path) -> tuple[object, object, object]:
+@dataclass(frozen=True, slots=True)
+class Models:
+    """The Pima data set and the two models trained on it (modelapi's TrainResults, untyped)."""
+
+    dataset: object
+    forest: object
+    boosting: object
+
+
+def train_models(pima_csv: Path) -> Models:
+    """Train the 100-tree forest (depth 10) and the 100-iteration HistGradientBoosting."""
     from modelapi.training.data import load_dataset
     from modelapi.training.workflow import train
 
     dataset = load_dataset(pima_csv)
-    forest = train(dataset, model="random_forest", params={"n_estimators": 100, "max_depth": 10})
+    forest = train(
+        dataset,
+        model="random_forest",
+        params={"n_estimators": 100, "max_depth": 10},
+        name="forest",
+    )
     boosting = train(dataset, model="hist_gradient_boosting", params={"max_iter": 100})
-    return dataset, forest, boosting
+    return Models(dataset, forest, boosting)
 
 
-def row_figures(pima_csv: Path) -> dict[str, object]:
-    """µs per row for each runtime, numpy block rows/s, load times and file sizes."""
+def row_figures(models: Models, *, n_rows: int = 500, repeats: int = _REPEATS) -> dict[str, object]:
+    """µs per row for each runtime (over `n_rows` rows), numpy block rows/s, load times, sizes."""
     import numpy as np
 
     from modelapi.formats import pipeline
@@ -68,13 +85,13 @@ def row_figures(pima_csv: Path) -> dict[str, object]:
     from modelapi.predictor import Predictor
     from modelapi.training.check_rows import frame_rows
 
-    dataset, forest, boosting = _models(pima_csv)
+    dataset = models.dataset
     figures: dict[str, object] = {}
-    for name, result in (("forest", forest), ("hist_gradient_boosting", boosting)):
+    for name, result in (("forest", models.forest), ("hist_gradient_boosting", models.boosting)):
         manifest = result.manifest  # type: ignore[attr-defined]
         data = result.bundle.files["pipeline.json"]  # type: ignore[attr-defined]
         features = manifest.features
-        rows = frame_rows(dataset.X, features)[:500]  # type: ignore[attr-defined]
+        rows = frame_rows(dataset.X, features)[:n_rows]  # type: ignore[attr-defined]
         started = time.perf_counter()
         predictor = Predictor(result.bundle)  # type: ignore[attr-defined]
         load_s = time.perf_counter() - started
@@ -89,8 +106,8 @@ def row_figures(pima_csv: Path) -> dict[str, object]:
         entry: dict[str, object] = {
             "pipeline_json_bytes": len(data),
             "load_s": round(load_s, 3),
-            "pipeline_us_per_row": _per_row_us(predictor.model.predict, rows),
-            "pipeline_predictor_us_per_row": _per_row_us(predictor.predict, rows),
+            "pipeline_us_per_row": _per_row_us(predictor.model.predict, rows, repeats),
+            "pipeline_predictor_us_per_row": _per_row_us(predictor.predict, rows, repeats),
             "sklearn_us_per_row": round(statistics.median(sklearn_times) * 1e6, 1),
         }
         budget = tree_code.MAX_COMPILED_NODES
@@ -101,11 +118,11 @@ def row_figures(pima_csv: Path) -> dict[str, object]:
             )
         finally:
             tree_code.MAX_COMPILED_NODES = budget
-        entry["plain_loop_us_per_row"] = _per_row_us(walked.predict, rows)
+        entry["plain_loop_us_per_row"] = _per_row_us(walked.predict, rows, repeats)
         if name == "forest":
             graph = onnx_export(estimator, features, manifest.task, manifest.classes)
             onnx = OnnxModel(graph, features=features, task=manifest.task, classes=manifest.classes)
-            entry["onnxruntime_us_per_row"] = _per_row_us(onnx.predict, rows)
+            entry["onnxruntime_us_per_row"] = _per_row_us(onnx.predict, rows, repeats)
             model = predictor.model
             evaluator = model.block_evaluator()  # type: ignore[attr-defined]
             block = np.tile(np.asarray(rows, dtype=np.float64), (400, 1))
@@ -119,21 +136,16 @@ def row_figures(pima_csv: Path) -> dict[str, object]:
     return figures
 
 
-def predict_file_figures(pima_csv: Path, work: Path, n_rows: int) -> dict[str, object]:
+def predict_file_figures(forest: object, work: Path, n_rows: int) -> dict[str, object]:
     """`modelapi predict` on the forest from launch to exit: seconds and rows/s."""
+    import shutil
+
     from benchmarks.csv_run import generate_csv
-    from modelapi.training.data import load_dataset
-    from modelapi.training.workflow import train
 
     work.mkdir(parents=True, exist_ok=True)
     store = work / "pipeline-store"
-    forest = train(
-        load_dataset(pima_csv),
-        model="random_forest",
-        params={"n_estimators": 100, "max_depth": 10},
-        name="forest",
-    )
-    stored = forest.store(str(store))
+    shutil.rmtree(store, ignore_errors=True)  # a store never overwrites: start afresh
+    stored = forest.store(str(store))  # type: ignore[attr-defined]
     source = generate_csv(work / f"pima-{n_rows}.csv", n_rows)
     out = work / "pipeline-scored.csv"
     command = [sys.executable, "-m", "modelapi", "predict", stored.model_id, str(source)]
@@ -163,8 +175,9 @@ def predict_file_figures(pima_csv: Path, work: Path, n_rows: int) -> dict[str, o
 def pipeline_figures(pima_csv: Path, work: Path, n_rows: int = 1_000_000) -> dict[str, object]:
     """Every figure of this benchmark, with the machine's load before and after."""
     figures: dict[str, object] = {"load_average_start": list(os.getloadavg())}
-    figures["in_process"] = row_figures(pima_csv)
-    figures["predict_file"] = predict_file_figures(pima_csv, work, n_rows)
+    models = train_models(pima_csv)
+    figures["in_process"] = row_figures(models)
+    figures["predict_file"] = predict_file_figures(models.forest, work, n_rows)
     figures["load_average_end"] = list(os.getloadavg())
     return figures
 

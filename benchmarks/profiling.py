@@ -8,12 +8,16 @@ samples spent in them (self) and under them (inclusive).
 from __future__ import annotations
 
 import subprocess
+import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 from benchmarks.install import uv
+from benchmarks.processes import Server
+from benchmarks.wrk import run_wrk
 
-__all__ = ["ensure_py_spy", "record", "summarise"]
+__all__ = ["ensure_py_spy", "profile_server", "record", "summarise"]
 
 PY_SPY = "py-spy==0.4.3"
 
@@ -75,3 +79,23 @@ def summarise(raw: str, top: int = 15) -> dict[str, object]:
         return [(frame, round(n / total, 4)) for frame, n in counter.most_common(top)]
 
     return {"samples": total, "self": share(own), "inclusive": share(under)} if total else {}
+
+
+def profile_server(
+    work: Path,
+    logs: Path,
+    server: Server,
+    loads: Mapping[str, tuple[Path, int]],
+    duration_s: int,
+) -> dict[str, object]:
+    """Sample `server` under each load in turn (label: body file, connections): the summaries."""
+    py_spy = ensure_py_spy(work)
+    profiles: dict[str, object] = {}
+    for label, (body, connections) in loads.items():
+        raw = logs / f"profile-{label}.txt"
+        sampler = record(py_spy, server.process.pid, duration_s, raw)
+        time.sleep(0.5)
+        run_wrk(server.url + "/predict", body, connections=connections, duration_s=duration_s)
+        sampler.wait(60)
+        profiles[label] = summarise(raw.read_text()) if raw.exists() else {}
+    return profiles

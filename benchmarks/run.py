@@ -8,7 +8,6 @@ up, or that labels the contract's test rows differently from modelapi, is left o
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -18,10 +17,10 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import csv_run, lambda_run, profiling
+from benchmarks import csv_run, lambda_run, pipeline_serving, profiling
+from benchmarks.bulk import measure_bulk
 from benchmarks.comparison import advantages
 from benchmarks.contract import PIMA_EXAMPLE, fit_contract, generated_rows
 from benchmarks.install import (
@@ -33,74 +32,21 @@ from benchmarks.install import (
     serving_install,
     site_packages,
 )
-from benchmarks.peers import PEERS, WIRES, check_labels, parse_peers
+from benchmarks.options import Mode, build_parser
+from benchmarks.peers import PEERS, WIRES, check_labels
 from benchmarks.processes import Server, pin_self, tree_rss_bytes
 from benchmarks.report import REPO, commit, flatten, load_text, machine, publish
 from benchmarks.servers import Launcher, answered_labels, wire_of
 from benchmarks.targets import judge
-from benchmarks.wrk import WrkResult, merged, ratios, run_rounds, run_wrk
+from benchmarks.wrk import WrkResult, merged, ratios, run_rounds
 
 __all__ = ["Mode", "build_parser", "main"]
 
-RESULTS = REPO / "benchmarks" / "results"
 CONNECTIONS = 32
 # Batch clients are few, and 32 bodies of 1,000 rows queued on one core push answers past
 # wrk's timeout on a busy machine without adding throughput.
 BATCH_CONNECTIONS = 8
 BATCH_ROWS = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Mode:
-    """How long and how often each measurement runs."""
-
-    name: str
-    warmup_s: int
-    duration_s: int
-    rounds: int
-    cold_starts: int
-    warm_invocations: int
-    predict_repeats: int
-
-    @classmethod
-    def of(cls, quick: bool) -> Mode:
-        """The quick mode (under 3 minutes) or the full one (about 12 minutes)."""
-        if quick:
-            return cls("quick", 1, 3, 3, 3, 20_000, 1)
-        return cls("full", 2, 8, 6, 10, 100_000, 3)
-
-
-def _peers_argument(text: str) -> tuple[str, ...]:
-    try:
-        return parse_peers(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of `benchmarks/run`."""
-    parser = argparse.ArgumentParser(prog="benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short runs (under 3 minutes)")
-    parser.add_argument(
-        "--peers",
-        type=_peers_argument,
-        default=PEERS,
-        metavar="LIST",
-        help=f"the peers to race, comma-separated, or none (default: {','.join(PEERS)})",
-    )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="also sample the modelapi server with py-spy under single-row and batch load",
-    )
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("MODELAPI_TEST_DATA", REPO.parent / "shared/data/pima.csv")),
-        help="the Pima CSV the peers train on (env MODELAPI_TEST_DATA)",
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and PNG")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +118,7 @@ class Run:
             self.check_batch(servers)
             self.single_row(servers)
             self.batch(servers)
+            self.bulk(servers["modelapi"])
             memory: dict[str, object] = {}
             for name, server in servers.items():
                 rss, processes = tree_rss_bytes(server.process.pid)
@@ -194,6 +141,7 @@ class Run:
             self.sizes()
         with self.phase("predict"):
             self.predict_csv()
+        self.pipeline()
         load_end = os.getloadavg()
         return self.report(started, is_pinned, load_start, load_end)
 
@@ -297,6 +245,21 @@ class Run:
         batch["ratios"] = ratios(rounds, self.peers)
         self.results["batch"] = batch
 
+    def bulk(self, server: Server) -> None:
+        """The 1,000 batch rows as dataframe_split and CSV-line bodies: rows/s where taken."""
+        self.results["bulk"] = {
+            "modelapi": measure_bulk(
+                server,
+                self.batch_rows,
+                self.contract.labels(self.batch_rows),
+                self.scratch,
+                rounds=self.mode.rounds,
+                warmup_s=self.mode.warmup_s,
+                duration_s=self.mode.duration_s,
+                connections=BATCH_CONNECTIONS,
+            )
+        }
+
     def check_batch(self, servers: Mapping[str, Server]) -> None:
         """modelapi labels the 1,000-row body as scikit-learn does; a peer that answers other
         labels is recorded as failed and left out of the load."""
@@ -315,21 +278,16 @@ class Run:
 
     def profile_server(self, server: Server) -> None:
         """Sample the modelapi server under single-row then batch load; keep the summaries."""
-        py_spy = profiling.ensure_py_spy(self.work)
-        profiles: dict[str, object] = {}
-        for label, kind in (("single_row", "row"), ("batch", "batch")):
-            raw = self.logs / f"profile-{label}.txt"
-            sampler = profiling.record(py_spy, server.process.pid, self.mode.duration_s, raw)
-            time.sleep(0.5)
-            run_wrk(
-                server.url + "/predict",
-                self.bodies["modelapi"][kind],
-                connections=CONNECTIONS if label == "single_row" else BATCH_CONNECTIONS,
-                duration_s=self.mode.duration_s,
-            )
-            sampler.wait(60)
-            profiles[label] = profiling.summarise(raw.read_text()) if raw.exists() else {}
-        self.results["profile"] = profiles
+        self.results["profile"] = profiling.profile_server(
+            self.work,
+            self.logs,
+            server,
+            {
+                "single_row": (self.bodies["modelapi"]["row"], CONNECTIONS),
+                "batch": (self.bodies["modelapi"]["batch"], BATCH_CONNECTIONS),
+            },
+            self.mode.duration_s,
+        )
 
     # -- sizes, CSV -------------------------------------------------------------------------
 
@@ -345,6 +303,24 @@ class Run:
         """`modelapi predict` on 250,000 and 1,000,000 generated rows: rows/s and peak RSS."""
         self.results["predict"] = csv_run.measure_predict(
             self.modelapi, self.work, self.scratch, self.mode.predict_repeats
+        )
+
+    def pipeline(self) -> None:
+        """pipeline.json in process, in `modelapi predict`, over HTTP, in a Lambda zip."""
+        mode = self.mode
+        self.results["pipeline"] = pipeline_serving.measure_pipeline(
+            self.modelapi,
+            self.data,
+            self.phase,
+            work=self.work,
+            scratch=self.scratch,
+            logs=self.logs,
+            runtime=self.runtime,
+            example_body=self.bodies["modelapi"]["row"],
+            server_env=self.launcher.env,
+            per_row=(mode.pipeline_rows, mode.pipeline_repeats),
+            load=(mode.rounds, mode.warmup_s, mode.duration_s, CONNECTIONS),
+            n_cold=mode.cold_starts,
         )
 
     # -- report -----------------------------------------------------------------------------

@@ -166,17 +166,22 @@ def run_rounds(
     warmup_s: float,
     duration_s: float,
     connections: int,
+    content_types: Mapping[str, str] | None = None,
 ) -> dict[str, list[WrkResult]]:
     """Short wrk rounds against each (url, body) target, interleaved, after one warm-up each.
 
-    Interleaving spreads the load others put on the machine over every target alike.
+    Interleaving spreads the load others put on the machine over every target alike. A body is
+    sent as JSON unless `content_types` gives its target another type.
     """
     found: dict[str, list[WrkResult]] = {name: [] for name in targets}
     for index in range(rounds):
         for name, (url, body) in targets.items():
+            kind = (content_types or {}).get(name, "application/json")
             if index == 0:
-                run_wrk(url, body, connections=connections, duration_s=warmup_s)
-            result = run_wrk(url, body, connections=connections, duration_s=duration_s)
+                run_wrk(url, body, connections=connections, duration_s=warmup_s, content_type=kind)
+            result = run_wrk(
+                url, body, connections=connections, duration_s=duration_s, content_type=kind
+            )
             found[name].append(result)
             print(
                 f"  {name}: {result.requests_per_s:,.0f} req/s,"
