@@ -68,6 +68,22 @@ class Contract:
         matrix = np.array([row_values(row) for row in rows], dtype=float)
         return [int(label) for label in self.model.predict(matrix)]  # type: ignore[attr-defined]
 
+    def decided_rows(self, n_rows: int, *, margin: float = 1e-3) -> list[Row]:
+        """The first `n_rows` generated rows whose probability is `margin` or more from 0.5.
+
+        Nearer the boundary, two fits of the same model (another BLAS, another thread count:
+        lbfgs stops within its tolerance) may give the same row different labels.
+        """
+        import numpy as np
+
+        pool = generated_rows(2 * n_rows + 100)
+        matrix = np.array([row_values(row) for row in pool], dtype=float)
+        proba = self.model.predict_proba(matrix)[:, 1]  # type: ignore[attr-defined]
+        rows = [row for row, p in zip(pool, proba, strict=True) if abs(p - 0.5) >= margin]
+        if len(rows) < n_rows:
+            raise RuntimeError(f"only {len(rows)} generated rows are clear of the boundary")
+        return rows[:n_rows]
+
 
 def fit_contract(data: Path) -> Contract:
     """Train the contract's model on the Pima CSV at `data`; keep its test rows."""

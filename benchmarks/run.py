@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks import csv_run, lambda_run, pipeline_serving, profiling
 from benchmarks.bulk import measure_bulk
 from benchmarks.comparison import advantages
-from benchmarks.contract import PIMA_EXAMPLE, fit_contract, generated_rows
+from benchmarks.contract import PIMA_EXAMPLE, fit_contract
 from benchmarks.install import (
     Peer,
     ensure_lambda_runtime,
@@ -161,7 +161,7 @@ class Run:
 
     def write_bodies(self) -> None:
         """Each server's single-row body (the example), 1,000-row body and test-row body."""
-        self.batch_rows = generated_rows(BATCH_ROWS)
+        self.batch_rows = self.contract.decided_rows(BATCH_ROWS)
         example = json.loads(PIMA_EXAMPLE)
         for name in ("modelapi", *PEERS):
             wire = WIRES[name]

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from benchmarks.bulk import SHAPES, answer_labels, csv_lines_body, split_body
-from benchmarks.contract import FIELDS, generated_rows
+from benchmarks.contract import FIELDS, fit_contract, generated_rows, row_values
 from benchmarks.csv_run import COLUMNS
 from benchmarks.pipeline_serving import zip_without
 from benchmarks.processes import Answer
+from benchmarks.tests.test_peers import pima_csv
 
 CSV_NAMES = [name for name, *_ in COLUMNS]
 
@@ -100,3 +101,18 @@ def test_zip_without_refuses_a_zip_without_exactly_one_such_entry(tmp_path: Path
         zip_without(path, "pipeline.json")
     with pytest.raises(RuntimeError, match="0 entries"):
         zip_without(path, "model.onnx")
+
+
+def test_decided_rows_are_the_generated_ones_clear_of_the_boundary() -> None:
+    import numpy as np
+
+    contract = fit_contract(pima_csv())
+    pool = generated_rows(2_000)
+    matrix = np.array([row_values(row) for row in pool])
+    proba = contract.model.predict_proba(matrix)[:, 1]  # type: ignore[attr-defined]
+    near = [row for row, p in zip(pool, proba, strict=True) if abs(p - 0.5) < 1e-2]
+    assert near  # the seeded rows do come near the boundary
+    rows = contract.decided_rows(1_000, margin=1e-2)
+    assert len(rows) == 1_000
+    assert not [row for row in rows if row in near]
+    assert rows == [row for row in pool if row not in near][:1_000]
