@@ -32,7 +32,7 @@ class Mode:
 
     @classmethod
     def of(cls, quick: bool) -> Mode:
-        """The quick mode (under 3 minutes) or the full one (about 15 minutes)."""
+        """The quick mode (under 3 minutes) or the full one (about 17 minutes)."""
         if quick:
             return cls("quick", 1, 3, 3, 3, 20_000, 1, 200, 3)
         return cls("full", 2, 8, 6, 10, 100_000, 3, 500, 5)
