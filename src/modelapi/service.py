@@ -63,7 +63,7 @@ _JSON_TYPES = frozenset({"", JSON, "application/x-www-form-urlencoded", "text/pl
 _CSV_TYPES = frozenset({"text/csv", "application/csv"})
 _KNOWN_TYPES = _JSON_TYPES | _CSV_TYPES
 # The routes that answer without the API key.
-OPEN_PATHS = frozenset({"/ping", "/health"})
+OPEN_PATHS = frozenset(route.path for route in ROUTES if route.open)
 # An error body lists at most this many problems, then one saying how many more there were:
 # a small body can hold thousands of bad fields, and the answer must stay a bounded size.
 MAX_ERROR_DETAILS = 100

@@ -39,7 +39,8 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     `handler` is `"module:function"` (a dotted attribute such as `Service.ping` allowed),
     taking the service and a request and returning a response. An operation without a
     summary is summarized by the handler's docstring. `needs_metrics` routes are served only
-    by a service that counts metrics.
+    by a service that counts metrics. `open` routes answer without the API key (liveness and
+    readiness probes cannot send one).
     """
 
     path: str
@@ -47,6 +48,7 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     methods: tuple[str, ...] = ("GET",)
     operation: Mapping[str, object] = {}
     needs_metrics: bool = False
+    open: bool = False
 
 
 _TEXT = {"type": "string"}
@@ -101,6 +103,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         path="/ping",
         handler="modelapi.service:Service.ping",
+        open=True,
         operation={
             "summary": "Liveness, as the original service answered it",
             "tags": ["health"],
@@ -150,6 +153,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         path="/health",
         handler="modelapi.routes.status:health",
+        open=True,
         operation={
             "summary": "Readiness: 200 when a model is loaded, 503 with the reason when not",
             "tags": ["health"],
