@@ -1,7 +1,8 @@
 """The AWS Lambda package: a zip of the slim runtime for one model, plus its deploy templates.
 
 The zip holds modelapi's serving modules (found by following their imports from
-`modelapi.aws_lambda`, so the CLI and training code never get in: `import_graph`), the wheels
+`modelapi.aws_lambda` and the served format's module, so the CLI, training code, the client
+and the other formats never get in: `modules`), the wheels
 the model's format needs at run time built for the Lambda runtime (manylinux, CPython of the
 target version and architecture, never this machine's: `wheels`), and optionally the bundle
 itself. boto3 is not packaged: the Lambda Python runtime provides it. Entries are sorted and
@@ -102,7 +103,7 @@ def build_lambda_zip(
                 if name.endswith(".dist-info/WHEEL")
             ],
         )
-        for module in runtime_modules():
+        for module in runtime_modules(serving):
             source = module_file(module)
             assert source is not None
             entries[source.relative_to(PACKAGE_ROOT.parent).as_posix()] = source
