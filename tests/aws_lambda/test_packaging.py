@@ -63,6 +63,15 @@ def test_s3_zip_has_no_model(s3_zip: LambdaPackage) -> None:
     assert not [n for n in names(s3_zip) if n.startswith("modelapi-model/")]
 
 
+def test_s3_zip_carries_every_format_its_wheels_serve(s3_zip: LambdaPackage) -> None:
+    # The alias may move to a pipeline.json version: msgspec serves it too, onnxruntime is not here.
+    formats = {n for n in modelapi_sources(s3_zip) if n.startswith("modelapi/formats/")}
+    assert {"modelapi/formats/linear.py", "modelapi/formats/pipeline/compiler.py"} <= formats
+    assert not [n for n in formats if n.startswith("modelapi/formats/pipeline/sklearn_")]
+    assert "modelapi/formats/onnx.py" not in formats
+    assert "modelapi/client.py" not in modelapi_sources(s3_zip)
+
+
 def test_zip_is_deterministic(
     embedded_zip: LambdaPackage, builtin_bundle: Bundle, wheel_cache: Path, tmp_path: Path
 ) -> None:

@@ -34,12 +34,13 @@ _NEVER_PACKAGED = (
 _MODULE_NAME = re.compile(r"modelapi(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
-def runtime_modules(serving: str | None = None) -> list[str]:
-    """The modelapi modules a Lambda serving artifact `serving` imports, found by following imports.
+def runtime_modules(*serving: str) -> list[str]:
+    """The modelapi modules a Lambda serving these artifacts imports, found by following imports.
 
-    With None, those of every serving format. Raises BundleError for an unknown format.
+    `serving` names formats by file name (`linear.json`); with none, every format's modules.
+    Raises BundleError for an unknown format.
     """
-    served = FORMATS if serving is None else (format_of(serving),)
+    served = tuple(format_of(name) for name in serving) or FORMATS
     never = (
         *_NEVER_PACKAGED,
         *(f.module for f in FORMATS if f not in served),
