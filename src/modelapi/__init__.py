@@ -1,7 +1,9 @@
 """modelapi: a scikit-learn model from a CSV to a production prediction API.
 
 The names here are the slim runtime plus thin entry points for notebooks; training code is
-imported only when `train` or `save` is called.
+imported only when `train` or `save` is called, and the HTTP client (`Client`, `AsyncClient`)
+when it is first named: every `import modelapi.x` runs this module, and a server or a
+Lambda function serving a model never calls one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from os import PathLike
 from typing import TYPE_CHECKING, Literal
 
 from modelapi._version import __version__
-from modelapi.client import AsyncClient, Client
 from modelapi.errors import (
     BundleError,
     BundleNotFound,
@@ -38,6 +39,7 @@ from modelapi.errors import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelapi.client import AsyncClient, Client
     from modelapi.training.workflow import TrainResult
 
 
@@ -68,6 +70,20 @@ __all__ = [
     "save",
     "train",
 ]
+
+
+_CLIENT_NAMES = frozenset({"AsyncClient", "Client"})
+
+
+def __getattr__(name: str) -> object:
+    # Called only for names not defined here (PEP 562): the client's, on first use.
+    if name in _CLIENT_NAMES:
+        from modelapi import client
+
+        found: object = getattr(client, name)
+        globals()[name] = found
+        return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

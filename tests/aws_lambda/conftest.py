@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,18 @@ from modelapi.deploy.lambda_zip import LambdaPackage, build_lambda_zip
 from modelapi.training.workflow import TrainResult
 
 LAMBDA_PYTHON = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
+
+
+def modelapi_sources(package: LambdaPackage) -> set[str]:
+    """The modelapi source files in a zip, byte code counted as the file it was compiled from."""
+    with zipfile.ZipFile(package.zip_path) as archive:
+        listed = archive.namelist()
+    sources = set()
+    for name in listed:
+        folder, _, compiled = name.rpartition("/__pycache__/")
+        if name.startswith("modelapi/"):
+            sources.add(f"{folder}/{compiled.partition('.')[0]}.py" if folder else name)
+    return sources
 
 
 @pytest.fixture(scope="session")

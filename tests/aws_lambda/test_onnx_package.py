@@ -18,7 +18,7 @@ import pytest
 
 from modelapi.deploy.lambda_zip import LambdaPackage
 from modelapi.training.workflow import TrainResult
-from tests.aws_lambda.conftest import LAMBDA_PYTHON
+from tests.aws_lambda.conftest import LAMBDA_PYTHON, modelapi_sources
 from tests.aws_lambda.events import CONTRACT_ROW, load_event
 from tests.aws_lambda.test_fresh_process import unzip
 from tests.conftest import require_tool
@@ -39,6 +39,16 @@ answers = [aws_lambda.predict(event, None) for event in events]
 files = [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
 print(json.dumps({"answers": answers, "files": files, "stdlib": sys.prefix}))
 """
+
+
+def test_onnx_package_carries_the_onnx_format_alone(onnx_zip: LambdaPackage) -> None:
+    sources = modelapi_sources(onnx_zip)
+    assert {n for n in sources if n.startswith("modelapi/formats/")} == {
+        "modelapi/formats/__init__.py",
+        "modelapi/formats/base.py",
+        "modelapi/formats/onnx.py",
+    }
+    assert "modelapi/client.py" not in sources
 
 
 def test_onnx_package_answers_as_scikit_learn(

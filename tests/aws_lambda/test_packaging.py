@@ -18,7 +18,8 @@ from modelapi.deploy.lambda_zip import (
     build_lambda_zip,
     runtime_modules,
 )
-from modelapi.errors import MissingExtra, PackagingError
+from modelapi.errors import BundleError, MissingExtra, PackagingError
+from tests.aws_lambda.conftest import modelapi_sources
 
 FORBIDDEN_TOP_LEVEL = {"numpy", "sklearn", "scipy", "pandas", "click", "boto3", "botocore"}
 FORBIDDEN_MODELAPI = (
@@ -62,6 +63,15 @@ def test_s3_zip_has_no_model(s3_zip: LambdaPackage) -> None:
     assert not [n for n in names(s3_zip) if n.startswith("modelapi-model/")]
 
 
+def test_s3_zip_carries_every_format_its_wheels_serve(s3_zip: LambdaPackage) -> None:
+    # The alias may move to a pipeline.json version: msgspec serves it too, onnxruntime is not here.
+    formats = {n for n in modelapi_sources(s3_zip) if n.startswith("modelapi/formats/")}
+    assert {"modelapi/formats/linear.py", "modelapi/formats/pipeline/compiler.py"} <= formats
+    assert not [n for n in formats if n.startswith("modelapi/formats/pipeline/sklearn_")]
+    assert "modelapi/formats/onnx.py" not in formats
+    assert "modelapi/client.py" not in modelapi_sources(s3_zip)
+
+
 def test_zip_is_deterministic(
     embedded_zip: LambdaPackage, builtin_bundle: Bundle, wheel_cache: Path, tmp_path: Path
 ) -> None:
@@ -97,8 +107,49 @@ def test_runtime_modules_follow_imports_and_skip_the_cli() -> None:
         "modelapi.routes.v2",
     }
     assert lazy <= set(modules)
-    # Every serving format is listed in modelapi.formats, so every one is packaged.
+    # Without a served format, the modules of every one.
     assert {f"modelapi.formats.{name}" for name in ("base", "linear", "onnx")} <= set(modules)
+    assert "modelapi.client" not in modules
+    assert not [m for m in modules if m.startswith("modelapi.formats.pipeline.sklearn_")]
+
+
+def test_each_format_packages_its_own_modules_and_no_exporter() -> None:
+    linear = runtime_modules("linear.json")
+    assert {"modelapi.formats", "modelapi.formats.base", "modelapi.formats.linear"} <= set(linear)
+    assert not [
+        m for m in linear if m.startswith(("modelapi.formats.pipeline", "modelapi.formats.onnx"))
+    ]
+    pipeline = runtime_modules("pipeline.json")
+    assert {
+        "modelapi.formats.pipeline",
+        "modelapi.formats.pipeline.model",
+        "modelapi.formats.pipeline.compiler",
+        "modelapi.formats.pipeline.validation",
+    } <= set(pipeline)
+    assert not [m for m in pipeline if m.startswith("modelapi.formats.pipeline.sklearn_")]
+    assert not {"modelapi.formats.linear", "modelapi.formats.onnx"} & set(pipeline)
+    onnx = runtime_modules("model.onnx")
+    assert "modelapi.formats.onnx" in onnx
+    assert not [
+        m for m in onnx if m.startswith(("modelapi.formats.pipeline", "modelapi.formats.linear"))
+    ]
+    for modules in (linear, pipeline, onnx):
+        assert "modelapi.client" not in modules
+        # The same core beside each format's own modules.
+        assert set(linear) - {"modelapi.formats.linear"} <= set(modules)
+    with pytest.raises(BundleError, match="unknown serving format"):
+        runtime_modules("model.pkl")
+
+
+def test_a_linear_zip_carries_no_other_format_and_no_client(embedded_zip: LambdaPackage) -> None:
+    sources = modelapi_sources(embedded_zip)
+    assert {n for n in sources if n.startswith("modelapi/formats/")} == {
+        "modelapi/formats/__init__.py",
+        "modelapi/formats/base.py",
+        "modelapi/formats/linear.py",
+    }
+    assert "modelapi/client.py" not in sources
+    assert "modelapi/service.py" in sources
 
 
 def test_too_big_is_refused_naming_what(

@@ -19,7 +19,7 @@ from modelapi.bundle import Bundle
 from modelapi.deploy.lambda_zip import LambdaPackage, build_lambda_zip
 from modelapi.training.data import load_dataset
 from modelapi.training.workflow import TrainResult, train
-from tests.aws_lambda.conftest import LAMBDA_PYTHON
+from tests.aws_lambda.conftest import LAMBDA_PYTHON, modelapi_sources
 from tests.aws_lambda.test_fresh_process import RUNNER, cases, check_isolation, unzip
 
 pytestmark = pytest.mark.skipif(
@@ -60,6 +60,20 @@ def test_the_package_is_under_1_mb_beside_the_model(
     assert forest_zip.zipped_bytes - model <= ONE_MB
     record_property("zip_bytes", forest_zip.zipped_bytes)
     record_property("model_json_zipped_bytes", model)
+
+
+def test_the_package_carries_the_pipeline_runtime_but_no_exporter(
+    forest_zip: LambdaPackage,
+) -> None:
+    formats = {n for n in modelapi_sources(forest_zip) if n.startswith("modelapi/formats/")}
+    runtime = {
+        f"modelapi/formats/pipeline/{name}.py"
+        for name in ("__init__", "model", "spec", "validation", "compiler", "tree_code")
+    }
+    assert runtime <= formats
+    assert not [n for n in formats if n.startswith("modelapi/formats/pipeline/sklearn_")]
+    assert not {"modelapi/formats/linear.py", "modelapi/formats/onnx.py"} & formats
+    assert "modelapi/client.py" not in modelapi_sources(forest_zip)
 
 
 def test_a_fresh_python_answers_as_scikit_learn(

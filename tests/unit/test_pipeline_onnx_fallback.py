@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from modelapi.errors import BundleError, TrainingError
-from modelapi.formats import FORMATS, Format, onnx, pipeline
+from modelapi.formats import FORMATS, Format, format_of, onnx, pipeline
 from modelapi.formats.onnx import INPUT_COLUMNS, OnnxModel
 from modelapi.training import export
 from modelapi.training.check_rows import frame_rows
@@ -126,7 +126,7 @@ def test_onnx_trees_with_missing_values_are_refused_naming_pipeline_json(
     model = make_pipeline(columns, RandomForestClassifier(n_estimators=20, random_state=0))
     model.fit(X, y)
     features = describe_features(X)
-    monkeypatch.setattr(export, "FORMATS", (onnx.FORMAT,))
+    monkeypatch.setattr(export, "FORMATS", (format_of("model.onnx"),))
     with pytest.raises(TrainingError) as refused:
         export_model(model, features=features, task="classification", classes=(0, 1), X_check=X)
     message = str(refused.value)
@@ -159,7 +159,7 @@ def _flipping(tolerance: float) -> tuple[Format, ...]:
     def load(data: bytes, **given: object) -> _FlipsTies:
         return _FlipsTies(pipeline.load(data, **given))  # type: ignore[arg-type]
 
-    return (pipeline.FORMAT._replace(load=load, tolerance=tolerance),)
+    return (format_of(pipeline.FILE_NAME)._replace(load=load, tolerance=tolerance),)
 
 
 @pytest.mark.parametrize(("tolerance", "stored"), [(1e-5, True), (1e-12, False)])

@@ -1,7 +1,8 @@
 """The AWS Lambda package: a zip of the slim runtime for one model, plus its deploy templates.
 
 The zip holds modelapi's serving modules (found by following their imports from
-`modelapi.aws_lambda`, so the CLI and training code never get in: `import_graph`), the wheels
+`modelapi.aws_lambda` and the served format's module, so the CLI, training code, the client,
+exporters and other formats never get in: `modules`), the wheels
 the model's format needs at run time built for the Lambda runtime (manylinux, CPython of the
 target version and architecture, never this machine's: `wheels`), and optionally the bundle
 itself. boto3 is not packaged: the Lambda Python runtime provides it. Entries are sorted and
@@ -28,6 +29,7 @@ from modelapi.deploy.stacks import check_store_for_lambda, write_templates
 from modelapi.deploy.target import LambdaTarget, check_built_for, wheel_tags
 from modelapi.deploy.wheels import install_wheels, requirements_for
 from modelapi.errors import PackagingError
+from modelapi.formats import FORMATS, format_of
 
 # The target, module, wheel and template names are re-exported: they were first defined here.
 __all__ = [
@@ -102,7 +104,7 @@ def build_lambda_zip(
                 if name.endswith(".dist-info/WHEEL")
             ],
         )
-        for module in runtime_modules():
+        for module in runtime_modules(*_packaged_formats(serving, embed)):
             source = module_file(module)
             assert source is not None
             entries[source.relative_to(PACKAGE_ROOT.parent).as_posix()] = source
@@ -129,6 +131,18 @@ def build_lambda_zip(
     return LambdaPackage(
         zip_path, zipped, unzipped, len(entries), tuple(requirements), embed, bool(compiled)
     )
+
+
+def _packaged_formats(serving: str, embed: bool) -> list[str]:
+    """The formats whose modules a zip carries: its model's alone when the model is embedded.
+
+    A zip reading its model from S3 carries every format that the same wheels serve, so that an
+    alias moved to a version in another such format (a forest after a linear model) still loads.
+    """
+    if embed:
+        return [serving]
+    wheels = set(format_of(serving).wheels)
+    return [f.file_name for f in FORMATS if set(f.wheels) <= wheels]
 
 
 def unpack_lambda_zip(package: LambdaPackage, folder: Path) -> list[str]:

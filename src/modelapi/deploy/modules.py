@@ -3,7 +3,9 @@
 Import statements are read from the source (never run), lazy ones inside functions included,
 and so is any string that names a modelapi module, alone or as `module:function` (modules
 imported by name, such as the route handlers of `routes.ROUTES`, imported when first called).
-Imports under `if TYPE_CHECKING:` are skipped: they are not loaded at run time.
+Imports under `if TYPE_CHECKING:` are skipped: they are not loaded at run time. Of the serving
+formats (`modelapi.formats.FORMATS`, which names every format's module), only the served
+ones' modules are followed, without their exporters.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from modelapi.formats import FORMATS, format_of
+
 __all__ = ["PACKAGE_ROOT", "module_file", "runtime_modules"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _ENTRY_MODULES = ("modelapi.aws_lambda", "modelapi.store.local", "modelapi.store.s3")
-# Reached only through lazy imports that serving never runs (`modelapi.train()` and the CLI):
-# the training stack is never packaged.
+# Reached only through lazy imports that serving never runs (`modelapi.train()`, the CLI and
+# `modelapi.Client`): the training stack and the client are never packaged.
 _NEVER_PACKAGED = (
+    "modelapi.client",
     "modelapi.cli",
     "modelapi.deploy",
     "modelapi.scoring",
@@ -29,18 +34,24 @@ _NEVER_PACKAGED = (
 _MODULE_NAME = re.compile(r"(modelapi(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?::[A-Za-z_][A-Za-z0-9_.]*)?")
 
 
-def runtime_modules() -> list[str]:
-    """The modelapi modules a Lambda imports, found by following imports.
+def runtime_modules(*serving: str) -> list[str]:
+    """The modelapi modules a Lambda serving these artifacts imports, found by following imports.
 
-    Every serving format's module is among them (`modelapi.formats` lists them all); what a
-    format adds for one model is the wheels it needs (`Format.wheels`), not modules.
+    `serving` names formats by file name (`linear.json`); with none, every format's modules.
+    Raises BundleError for an unknown format.
     """
-    wanted = list(_ENTRY_MODULES)
+    served = tuple(format_of(name) for name in serving) or FORMATS
+    never = (
+        *_NEVER_PACKAGED,
+        *(f.module for f in FORMATS if f not in served),
+        *(exporter for f in FORMATS for exporter in f.exporters),
+    )
+    wanted = [*_ENTRY_MODULES, *(f.module for f in served)]
     seen: set[str] = set()
     while wanted:
         name = wanted.pop()
         path = module_file(name)
-        if name in seen or path is None or _is_never_packaged(name):
+        if name in seen or path is None or _is_never_packaged(name, never):
             continue
         seen.add(name)
         parent = name.rpartition(".")[0]
@@ -59,8 +70,8 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def _is_never_packaged(name: str) -> bool:
-    return any(name == never or name.startswith(never + ".") for never in _NEVER_PACKAGED)
+def _is_never_packaged(name: str, never: tuple[str, ...]) -> bool:
+    return any(name == skipped or name.startswith(skipped + ".") for skipped in never)
 
 
 def _imports_of(path: Path, module: str) -> Iterator[str]:

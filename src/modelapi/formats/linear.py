@@ -29,13 +29,12 @@ import msgspec
 
 from modelapi.bundle import Label, Task
 from modelapi.errors import BundleError, TrainingError
-from modelapi.formats.base import Format, Prediction
+from modelapi.formats.base import Prediction
 from modelapi.schema import Feature, Row
 
-__all__ = ["FILE_NAME", "FORMAT", "LinearModel", "LinearSpec", "expit", "export", "load"]
+__all__ = ["FILE_NAME", "LinearModel", "LinearSpec", "expit", "export", "load"]
 
 FILE_NAME = "linear.json"
-TOLERANCE = 1e-12
 
 
 class LinearSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -336,8 +335,3 @@ def _column_names(columns: object, features: Sequence[Feature]) -> list[str] | N
         else:
             return None
     return names
-
-
-FORMAT = Format(
-    file_name=FILE_NAME, load=load, export=export, tolerance=TOLERANCE, wheels=("msgspec",)
-)

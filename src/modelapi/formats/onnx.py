@@ -30,12 +30,11 @@ import msgspec
 from modelapi.bundle import Label, Manifest, Task
 from modelapi.errors import BundleError, TrainingError
 from modelapi.extras import require
-from modelapi.formats.base import Format, Prediction
+from modelapi.formats.base import Prediction
 from modelapi.schema import Feature, Row
 
 __all__ = [
     "FILE_NAME",
-    "FORMAT",
     "INPUT_COLUMNS",
     "ONNX_OPSET",
     "OnnxModel",
@@ -47,8 +46,6 @@ __all__ = [
 FILE_NAME = "model.onnx"
 # The metadata key of the graph's input name -> feature column map.
 INPUT_COLUMNS = "modelapi.input_columns"
-# onnxruntime computes in float32: labels must agree, probabilities and values within this.
-TOLERANCE = 1e-5
 # Pinned so a bundle made here also loads in an older onnxruntime on a server.
 ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 _NUMPY_TYPES = {
@@ -384,12 +381,3 @@ def _external() -> BundleError:
 
 def _malformed() -> BundleError:
     return BundleError(f"{FILE_NAME}: not a loadable ONNX model (not a well-formed protobuf)")
-
-
-FORMAT = Format(
-    file_name=FILE_NAME,
-    load=load,
-    export=export,
-    tolerance=TOLERANCE,
-    wheels=("msgspec", "onnxruntime", "numpy"),
-)

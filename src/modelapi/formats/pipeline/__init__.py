@@ -16,15 +16,11 @@ from collections.abc import Sequence
 import msgspec
 
 from modelapi.bundle import Label, Task
-from modelapi.formats.base import Format
 from modelapi.formats.pipeline.model import PipelineModel, load
 from modelapi.formats.pipeline.validation import FILE_NAME
 from modelapi.schema import Feature
 
-__all__ = ["FILE_NAME", "FORMAT", "TOLERANCE", "PipelineModel", "export", "load"]
-
-# Trees answer identically; linear sums may differ from BLAS in the last bits.
-TOLERANCE = 1e-12
+__all__ = ["FILE_NAME", "PipelineModel", "export", "load"]
 
 
 def export(
@@ -35,8 +31,3 @@ def export(
 
     spec = pipeline_spec(estimator, features, task, classes)
     return None if spec is None else msgspec.json.encode(spec)
-
-
-FORMAT = Format(
-    file_name=FILE_NAME, load=load, export=export, tolerance=TOLERANCE, wheels=("msgspec",)
-)
