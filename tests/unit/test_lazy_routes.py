@@ -1,4 +1,5 @@
-"""The documentation, page and V2 routes are in the route table but imported when first called."""
+"""The documentation, page, V2 and /invocations routes are in the route table but imported when
+first called."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ _MODULES = (
     "modelapi.routes.swagger",
     "modelapi.routes.page",
     "modelapi.routes.v2",
+    "modelapi.invocations",
 )
 
 
