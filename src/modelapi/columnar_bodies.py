@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import msgspec
 
@@ -58,6 +58,7 @@ _decode = msgspec.json.Decoder(float_hook=float).decode
 _ROW_FIELD = re.compile(r"\[(\d+)\]")
 # Whitespace between JSON tokens; a body with strings never reaches the block path.
 _SPACE = b" \t\r\n"
+_SPACES = [bytes([c]) for c in _SPACE]
 # Block paths kept, one per predictor recently served (a hot swap adds one).
 _MAX_BLOCKS = 4
 _blocks: dict[int, tuple[Predictor, BlockAnswers | None]] = {}
@@ -78,8 +79,19 @@ class _Split(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     index: msgspec.Raw = _ABSENT
 
 
+class _SplitBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    # The usual body read in one pass; any other body is read as an _Envelope.
+    dataframe_split: _Split
+    params: msgspec.Raw = _ABSENT
+
+
 _envelope = msgspec.json.Decoder(_Envelope).decode
-_split = msgspec.json.Decoder(_Split).decode
+_split_body = msgspec.json.Decoder(_SplitBody).decode
+
+
+# An answer's JSON array, and its predictions when asked.
+_Fast = tuple[bytes, Callable[[], Sequence[Prediction]]]
+_Body = TypeVar("_Body")
 
 
 class MlflowAnswer(NamedTuple):
@@ -114,12 +126,12 @@ def mlflow_answer(
     predictor: Predictor, body: bytes, *, max_rows: int, forbid_extra: bool
 ) -> MlflowAnswer | None:
     """Answer an MLflow body; None when the body is not one (it is then a row or rows)."""
-    try:
-        envelope = _envelope(body)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+    envelope: _SplitBody | _Envelope | None = _decoded(_split_body, body)
+    split = envelope.dataframe_split if isinstance(envelope, _SplitBody) else None
+    if envelope is None and (envelope := _decoded(_envelope, body)) is None:
         return None
     table = predictor.features
-    given = [name for name in (*INPUT_KEYS, _PARAMS) if len(getattr(envelope, name))]
+    given = [name for name in (*INPUT_KEYS, _PARAMS) if _is_given(envelope, name)]
     shapes = [name for name in given if name != _PARAMS]
     if not shapes or any(table.feature_named(name) for name in given):
         return None
@@ -131,14 +143,19 @@ def mlflow_answer(
             raise InvalidInput(_PARAMS, "are not taken: this model has no inference parameters")
         ignored.add(_PARAMS)
     shape = shapes[0]
-    raw = bytes(getattr(envelope, shape))
-    fast = _typed_answer(predictor, shape, raw, max_rows) or _block_answer(
-        predictor, shape, raw, max_rows, ignored, forbid_extra
-    )
+    if split is not None:
+        fast = _block_split(predictor, split, max_rows, ignored, forbid_extra)
+    else:
+        raw = bytes(getattr(envelope, shape))
+        fast = _typed_answer(predictor, shape, raw, max_rows) or _block_rows(
+            predictor, shape, raw, max_rows
+        )
     if fast is not None:
         return MlflowAnswer(b'{"predictions":' + fast[0] + b"}", ignored, fast[1])
+    # The whole body again: it is valid JSON, and this path is the one that names problems.
+    value = _decode(body)[shape]
     rows = mlflow_rows(
-        table, shape, _decode(raw), max_rows=max_rows, ignored=ignored, forbid_extra=forbid_extra
+        table, shape, value, max_rows=max_rows, ignored=ignored, forbid_extra=forbid_extra
     )
     predictions = predict_rows(predictor, rows, _rows_field(shape))
     body = b'{"predictions":' + predictor.answers.many(predictions) + b"}"
@@ -167,20 +184,21 @@ def number_lines(raw: bytes) -> bytes | None:
     """
     if b'"' in raw:
         return None
-    text = raw.translate(None, _SPACE)
+    # Single-character searches (memchr) first: most bodies need no more than these.
+    text = raw.translate(None, _SPACE) if any(c in raw for c in _SPACES) else raw
     if text == b"[]":
         return b""
     if not (text.startswith(b"[[") and text.endswith(b"]]")):
         return None
     lines = text[2:-2].replace(b"],[", b"\n") + b"\n"
-    if b"[" in lines or b"]" in lines or b"-0," in lines or b"-0\n" in lines:
+    if b"[" in lines or b"]" in lines:
+        return None
+    if b"-" in lines and (b"-0," in lines or b"-0\n" in lines):
         return None
     return lines
 
 
-def _typed_answer(
-    predictor: Predictor, shape: str, raw: bytes, max_rows: int
-) -> tuple[bytes, Callable[[], Sequence[Prediction]]] | None:
+def _typed_answer(predictor: Predictor, shape: str, raw: bytes, max_rows: int) -> _Fast | None:
     """An array of valid objects, read by the feature table's typed decode."""
     if shape == "dataframe_split" or raw[:1] != b"[":
         return None
@@ -193,53 +211,71 @@ def _typed_answer(
     return predictor.answers.many(predictions), lambda: predictions
 
 
-def _block_answer(
+def _block_split(
     predictor: Predictor,
-    shape: str,
-    raw: bytes,
+    split: _Split,
     max_rows: int,
     ignored: IgnoredFields,
     forbid_extra: bool,
-) -> tuple[bytes, Callable[[], Sequence[Prediction]]] | None:
-    """Arrays of numbers on the numpy block path; None for anything it does not read."""
-    if shape == "dataframe_records":
-        return None
+) -> _Fast | None:
+    """A `dataframe_split` of numbers on the numpy block path; None for anything else."""
     block = block_answers(predictor)
-    if block is None:
+    if block is None or not len(split.data):
         return None
+    try:
+        names = _decode(split.columns)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if not isinstance(names, list) or not all(type(name) is str for name in names):
+        return None
+    lines = number_lines(bytes(split.data))
+    if lines is None:
+        return None
+    n_rows = lines.count(b"\n")
+    if len(split.index) and _length(split.index) != n_rows:
+        return None
+    check_rows(n_rows, max_rows)
     table = predictor.features
-    if shape == "dataframe_split":
-        try:
-            split = _split(raw)
-            names = _decode(split.columns)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            return None
-        if not isinstance(names, list) or not all(type(name) is str for name in names):
-            return None
-        lines = number_lines(bytes(split.data)) if len(split.data) else None
-        if lines is None:
-            return None
-        n_rows = lines.count(b"\n")
-        if len(split.index) and _length(split.index) != n_rows:
-            return None
-        check_rows(n_rows, max_rows)
-        positions = column_positions(table, names, "dataframe_split.columns", ignored, forbid_extra)
-        if any(position is None for position in positions):
-            return None
-        n_columns = len(names)
-    else:
-        lines = number_lines(raw)
-        if lines is None:
-            return None
-        check_rows(lines.count(b"\n"), max_rows)
-        positions, n_columns = list(range(len(table.keys))), len(table.keys)
+    found = column_positions(table, names, "dataframe_split.columns", ignored, forbid_extra)
+    positions = [at for at in found if at is not None]
+    if len(positions) != len(found):  # a missing column of missing values: the general path
+        return None
+    return _answer_lines(block, lines, len(names), positions)
+
+
+def _block_rows(predictor: Predictor, shape: str, raw: bytes, max_rows: int) -> _Fast | None:
+    """`instances` or `inputs` arrays of numbers in feature order on the block path."""
+    block = None if shape == "dataframe_records" else block_answers(predictor)
+    lines = None if block is None else number_lines(raw)
+    if block is None or lines is None:
+        return None
+    check_rows(lines.count(b"\n"), max_rows)
+    n_features = len(predictor.features.keys)
+    return _answer_lines(block, lines, n_features, range(n_features))
+
+
+def _answer_lines(
+    block: BlockAnswers, lines: bytes, n_columns: int, positions: Sequence[int]
+) -> _Fast | None:
     if not lines:
         return b"[]", lambda: []
-    values = block.values(lines, n_columns, positions)  # type: ignore[arg-type]
+    values = block.values(lines, n_columns, positions)
     answered = None if values is None else block.predict(values)
     if answered is None:
         return None
     return block.json(answered), lambda: block.predictions(answered)
+
+
+def _decoded(decode: Callable[[bytes], _Body], body: bytes) -> _Body | None:
+    try:
+        return decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def _is_given(envelope: _SplitBody | _Envelope, name: str) -> bool:
+    value = getattr(envelope, name, _ABSENT)
+    return isinstance(value, _Split) or len(value) > 0
 
 
 def _length(raw: msgspec.Raw) -> int | None:
