@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 import msgspec
 
 from modelapi.columnar_rows import check_rows, column_positions, mlflow_rows
-from modelapi.errors import FieldError, InvalidInput
+from modelapi.errors import FieldError, InvalidInput, MalformedBody
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
 from modelapi.schema import IgnoredFields, Row
@@ -153,7 +153,11 @@ def mlflow_answer(
     if fast is not None:
         return MlflowAnswer(b'{"predictions":' + fast[0] + b"}", ignored, fast[1])
     # The whole body again: it is valid JSON, and this path is the one that names problems.
-    value = _decode(body)[shape]
+    try:
+        value = _decode(body)[shape]
+    # The envelope checked the JSON's syntax, not the UTF-8 inside its strings.
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        raise MalformedBody("body", "is not valid JSON") from None
     rows = mlflow_rows(
         table, shape, value, max_rows=max_rows, ignored=ignored, forbid_extra=forbid_extra
     )
