@@ -2,8 +2,8 @@
 
 A JSON body is read exactly as `/predict` reads it: one object, an array of objects, or an
 MLflow body (`modelapi.columnar_bodies`). A `text/csv` body whose first line names columns is
-`/predict`'s CSV too. A CSV body whose first line is numbers only (and not all feature names)
-has no header, as SageMaker Batch Transform sends it: each line holds the features in the
+`/predict`'s CSV too (`has_header`); any other has no header, as SageMaker Batch Transform
+sends it: each line holds the features in the
 model's order, and the answer is one CSV line per line, in the same order and without a
 header (`label,probability_<class>...`, or the value), the rows `/predict` answers to the
 same lines under a header.
@@ -49,19 +49,23 @@ def invocations(service: Service, request: Request) -> Response:
 
 
 def has_header(table: FeatureTable, body: bytes) -> bool:
-    """Whether a CSV body's first line names columns (the header rule of `csv_rows`).
+    """Whether a CSV body's first line names columns rather than holding values.
 
-    A first line of numbers only is data, unless every cell is a feature's name; a line that
-    is not plain UTF-8 text without quotes is left to the CSV reader, as a header.
+    It does when a cell names a feature (JSON key or CSV name), and, for a model whose
+    features are all numbers, when a cell is not a number (so the header errors name what is
+    missing). A line that is not UTF-8, or that a quote leaves open, is left to /predict's CSV.
     """
     first = body.split(b"\n", 1)[0].rstrip(b"\r")
-    if b'"' in first:
+    if first.count(b'"') % 2:
         return True
     try:
-        cells = first.decode("utf-8").split(",")
+        cells = next(csv.reader([first.decode("utf-8")]), [])
     except UnicodeDecodeError:
         return True
-    return not looks_like_data(cells) or all(table.feature_named(cell) for cell in cells)
+    if any(table.feature_named(cell) for cell in cells):
+        return True
+    numeric = all(f.type in ("integer", "number") for f in table.features)
+    return numeric and not looks_like_data(cells)
 
 
 def headerless_answer(

@@ -469,3 +469,52 @@ async def test_invocations_takes_no_other_content_type(client: httpx.AsyncClient
     assert response.status_code == 415
     response = await client.get("/invocations")
     assert response.status_code == 405
+
+
+# ---- OpenAPI -----------------------------------------------------------------------------
+
+
+async def test_the_document_holds_the_mlflow_bodies_and_invocations(
+    client: httpx.AsyncClient, pima_predictor: Predictor
+) -> None:
+    import re
+
+    document = (await client.get("/openapi.json")).json()
+    predict = document["paths"]["/predict"]["post"]
+    json_schema = predict["requestBody"]["content"]["application/json"]["schema"]
+    assert {"$ref": "#/components/schemas/MlflowBody"} in json_schema["oneOf"]
+    answers = predict["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
+    assert {"$ref": "#/components/schemas/Predictions"} in answers
+    schemas = document["components"]["schemas"]
+    shapes = [body["title"] for body in schemas["MlflowBody"]["oneOf"]]
+    assert shapes == list(columnar_bodies.INPUT_KEYS)
+    invocations = document["paths"]["/invocations"]["post"]
+    csv_body = invocations["requestBody"]["content"]["text/csv"]
+    header, headerless = (option["pattern"] for option in csv_body["schema"]["anyOf"])
+    assert re.fullmatch(headerless, csv_body["example"])
+    assert not re.fullmatch(header, csv_body["example"])
+    # The documented example is answered.
+    example = schemas["MlflowBody"]["examples"][0]
+    response = await client.post("/invocations", content=json.dumps(example), headers=JSON)
+    assert response.status_code == 200
+    response = await client.post("/invocations", content=csv_body["example"], headers=CSV)
+    assert response.status_code == 200
+    assert response.content.count(b"\n") == 1
+
+
+async def test_csv_lines_of_a_model_with_categories(settings: Settings, block_path: str) -> None:
+    from tests.http.toy_models import toy_predictor
+
+    with running_app(toy_predictor(), settings) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            lines = b'red,1.5,3\n"<b id=""x"">green</b> & ""teal""",9.25,0\n'
+            header = b"colour,size_cm,count\n"
+            with_header = await client.post("/predict", content=header + lines, headers=CSV)
+            assert with_header.status_code == 200
+            response = await client.post("/invocations", content=lines, headers=CSV)
+            assert response.status_code == 200
+            assert response.content == with_header.content.partition(b"\n")[2]
+            # With its header, the same lines are /predict's CSV.
+            response = await client.post("/invocations", content=header + lines, headers=CSV)
+            assert response.content == with_header.content

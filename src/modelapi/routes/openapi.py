@@ -21,6 +21,7 @@ from modelapi.bundle import Manifest
 from modelapi.errors import ErrorBody
 from modelapi.predictor import Predictor
 from modelapi.routes import v2_openapi
+from modelapi.routes.columnar_openapi import add_columnar_operations, columnar_schemas
 from modelapi.routes.openapi_responses import (
     SCHEMA_REF,
     error_components,
@@ -241,6 +242,7 @@ def _known_operations(service: Service, predictor: Predictor) -> dict[str, dict[
             }
         }
     operations.update(v2_openapi.openapi_paths(predictor, example))
+    add_columnar_operations(operations, service, predictor)
     return operations
 
 
@@ -292,6 +294,8 @@ def build_document(service: Service, predictor: Predictor) -> dict[str, object]:
     schemas["Features"] = request_schema(manifest.features, forbid_extra=forbid_extra)
     schemas["Answer"] = answer_schema(manifest)
     schemas.update(v2_openapi.openapi_schemas(predictor))
+    max_rows = service.settings.max_batch_rows
+    schemas.update(columnar_schemas(predictor, max_rows=max_rows, forbid_extra=forbid_extra))
     document: dict[str, object] = {
         "openapi": "3.1.0",
         "info": {
