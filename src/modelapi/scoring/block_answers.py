@@ -56,6 +56,7 @@ class Answered(NamedTuple):
     labels: list[int] | None  # class index per row (binary classifier), else None
     numbers: list[float]  # p0, p1 per row (binary classifier), or the value per row
     predictions: list[Prediction] | None  # every other model
+    array: Floats | None = None  # `numbers` as an array, when the block path made them
 
 
 class BlockAnswers:
@@ -144,14 +145,14 @@ class BlockAnswers:
             if not np.isfinite(z).all():
                 return None
         if not self._classes:
-            return Answered(None, z.tolist(), None)
+            return Answered(None, z.tolist(), None, z)
         # LinearModel's expit: 1 / (1 + exp(-z)) for z >= 0, e / (1 + e) with e = exp(z) else.
         e = np.fromiter(map(math.exp, (-np.abs(z)).tolist()), dtype=np.float64, count=z.size)
         p1 = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
         pairs = np.empty(2 * z.size)
         pairs[0::2] = 1.0 - p1
         pairs[1::2] = p1
-        return Answered((z > 0).view(np.int8).tolist(), pairs.tolist(), None)
+        return Answered((z > 0).view(np.int8).tolist(), pairs.tolist(), None, pairs)
 
     def predictions(self, answered: Answered) -> list[Prediction]:
         """The predictions of a block, as `Predictor.predict` gives them (for metrics)."""
@@ -187,7 +188,7 @@ class BlockAnswers:
         texts = _encode(numbers)[1:-1].split(b",")
         # csv.writer writes repr(): where msgspec's shortest text is spelled otherwise, use it.
         np = self._np
-        size = np.abs(np.asarray(numbers))
+        size = np.abs(np.asarray(numbers) if answered.array is None else answered.array)
         for at in np.flatnonzero((size != 0) & ((size < _REPR_LOW) | (size >= _REPR_HIGH))):
             texts[at] = repr(numbers[at]).encode()
         if answered.labels is None:
@@ -200,7 +201,7 @@ class BlockAnswers:
         starts = self._cells if kind else self._prefixes
         end, last = (b"\n", b"\n") if kind else (self._end + b",", self._end)
         parts = [middle] * (5 * n)
-        parts[0::5] = [starts[k] for k in labels]
+        parts[0::5] = list(map(starts.__getitem__, labels))
         parts[1::5] = texts[0::2]
         parts[3::5] = texts[1::2]
         parts[4::5] = [end] * n

@@ -357,8 +357,8 @@ def _shifted_sum(
     """`low[i] + high[i - shift] * base**shift` (0 where i < shift), in the narrowest unsigned
     type that holds `n_places` places of `base`."""
     bits = (base**n_places - 1).bit_length()
-    kinds = (numpy.uint8, numpy.uint16, numpy.uint32)
-    dtype = next((kind for kind in kinds if bits <= numpy.iinfo(kind).bits), numpy.uint64)
+    kinds = ((8, numpy.uint8), (16, numpy.uint16), (32, numpy.uint32))
+    dtype = next((kind for size, kind in kinds if bits <= size), numpy.uint64)
     out: UInts = low.astype(dtype)
     if shift < out.size:
         # Cast first: a ufunc casting on the fly is many times slower than a plain copy.
