@@ -23,10 +23,10 @@ from contextlib import contextmanager
 import msgspec
 
 from benchmarks.csv_run import COLUMNS
-from modelapi import columnar_bodies
 from modelapi.bundle import read_bundle
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
+from modelapi.scoring import block_bodies
 from modelapi.service import Request, Response, Service
 from modelapi.source import ModelSource
 from modelapi.store.builtin import BUILTIN_ROOT
@@ -89,16 +89,16 @@ def bodies_of(predictor: Predictor, n_rows: int) -> dict[str, Request]:
 @contextmanager
 def without_numpy() -> Iterator[None]:
     """numpy made unimportable for the block path, as in the slim serving install."""
-    saved_module, saved_blocks = sys.modules.get("numpy"), dict(columnar_bodies._blocks)
+    saved_module, saved_blocks = sys.modules.get("numpy"), dict(block_bodies._blocks)
     sys.modules["numpy"] = None  # type: ignore[assignment]
-    columnar_bodies._blocks.clear()
+    block_bodies._blocks.clear()
     try:
         yield
     finally:
         if saved_module is not None:
             sys.modules["numpy"] = saved_module
-        columnar_bodies._blocks.clear()
-        columnar_bodies._blocks.update(saved_blocks)
+        block_bodies._blocks.clear()
+        block_bodies._blocks.update(saved_blocks)
 
 
 def _rows_per_s(handle: Callable[[Request], Response], request: Request, n_rows: int) -> int:

@@ -22,7 +22,9 @@ from functools import cache
 from typing import Any
 
 import msgspec
+import pytest
 
+from modelapi.answers import format_probability
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from tests.conftest import PIMA_EXAMPLE
@@ -210,7 +212,9 @@ def _csv_answer(answer_: Answer) -> None:
     for line, (label, probs) in zip(lines[1:], expected, strict=True):
         cells = line.split(",")
         assert int(cells[0]) == label
-        assert [float(c) for c in cells[1:]] == list(probs or ())
+        # CSV answers write probabilities with 15 decimals, as `modelapi predict` does.
+        assert cells[1:] == [format_probability(p) for p in probs or ()]
+        assert [float(c) for c in cells[1:]] == pytest.approx(list(probs or ()), abs=6e-16)
     assert int(lines[2].split(",")[0]) == 1  # the contract row
 
 
@@ -949,7 +953,7 @@ def _csv_lines(answer_: Answer) -> None:
     expected = _predictor().predict([list(EXAMPLE_ROW), list(CONTRACT_ROW)])
     lines = body.decode().splitlines()
     assert [line.split(",") for line in lines] == [
-        [str(label), *map(repr, probs or ())] for label, probs in expected
+        [str(label), *map(format_probability, probs or ())] for label, probs in expected
     ]
 
 

@@ -19,7 +19,7 @@ body answers for its row. Fields in errors name the place in the body:
 `dataframe_split.data[3].glucose`, `instances[0]`, `dataframe_split.columns`.
 
 Numbers-only bodies of a model with numeric features take the numpy block path when numpy is
-installed (`modelapi.scoring.block_answers`), with the same answers; everything else, and
+installed (`modelapi.scoring.block_bodies`), with the same answers; everything else, and
 every error, is read here in pure Python.
 """
 
@@ -28,26 +28,22 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from types import ModuleType
+from typing import NamedTuple, TypeVar
 
 import msgspec
 
-from modelapi.columnar_rows import check_rows, column_positions, mlflow_rows
+from modelapi.columnar_rows import check_rows, mlflow_rows
 from modelapi.errors import FieldError, InvalidInput, MalformedBody
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
 from modelapi.schema import IgnoredFields, Row
 
-if TYPE_CHECKING:
-    from modelapi.scoring.block_answers import BlockAnswers
-
 __all__ = [
     "INPUT_KEYS",
     "MlflowAnswer",
-    "block_answers",
     "check_rows",
     "mlflow_answer",
-    "number_lines",
     "predict_rows",
 ]
 
@@ -56,12 +52,6 @@ _PARAMS = "params"
 _ABSENT = msgspec.Raw()
 _decode = msgspec.json.Decoder(float_hook=float).decode
 _ROW_FIELD = re.compile(r"\[(\d+)\]")
-# Whitespace between JSON tokens; a body with strings never reaches the block path.
-_SPACE = b" \t\r\n"
-_SPACES = [bytes([c]) for c in _SPACE]
-# Block paths kept, one per predictor recently served (a hot swap adds one).
-_MAX_BLOCKS = 4
-_blocks: dict[int, tuple[Predictor, BlockAnswers | None]] = {}
 
 
 class _Envelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -103,25 +93,6 @@ class MlflowAnswer(NamedTuple):
     predictions: Callable[[], Sequence[Prediction]]
 
 
-def block_answers(predictor: Predictor) -> BlockAnswers | None:
-    """The numpy block path for a predictor; None without numpy or for a model it cannot take."""
-    kept = _blocks.get(id(predictor))
-    if kept is not None and kept[0] is predictor:
-        return kept[1]
-    block = None
-    try:
-        numpy = importlib.import_module("numpy")
-        from modelapi.scoring.block_answers import BlockAnswers
-    except ImportError:  # the slim install, and the Lambda package
-        pass
-    else:
-        block = BlockAnswers.of(numpy, predictor)
-    if len(_blocks) >= _MAX_BLOCKS:
-        _blocks.clear()
-    _blocks[id(predictor)] = (predictor, block)
-    return block
-
-
 def mlflow_answer(
     predictor: Predictor, body: bytes, *, max_rows: int, forbid_extra: bool
 ) -> MlflowAnswer | None:
@@ -143,13 +114,19 @@ def mlflow_answer(
             raise InvalidInput(_PARAMS, "are not taken: this model has no inference parameters")
         ignored.add(_PARAMS)
     shape = shapes[0]
+    blocks = _block_bodies()
     if split is not None:
-        fast = _block_split(predictor, split, max_rows, ignored, forbid_extra)
+        fast = None
+        if blocks is not None and len(split.data):
+            columns, data, index = bytes(split.columns), bytes(split.data), bytes(split.index)
+            fast = blocks.split_answer(
+                predictor, columns, data, index, max_rows, ignored, forbid_extra
+            )
     else:
         raw = bytes(getattr(envelope, shape))
-        fast = _typed_answer(predictor, shape, raw, max_rows) or _block_rows(
-            predictor, shape, raw, max_rows
-        )
+        fast = _typed_answer(predictor, shape, raw, max_rows)
+        if fast is None and blocks is not None and shape != "dataframe_records":
+            fast = blocks.rows_answer(predictor, raw, max_rows)
     if fast is not None:
         return MlflowAnswer(b'{"predictions":' + fast[0] + b"}", ignored, fast[1])
     # The whole body again: it is valid JSON, and this path is the one that names problems.
@@ -180,28 +157,6 @@ def predict_rows(predictor: Predictor, rows: Sequence[Row], where: str) -> list[
         raise InvalidInput.of(details) from None
 
 
-def number_lines(raw: bytes) -> bytes | None:
-    """A JSON array of arrays of numbers as `\\n`-ended lines of comma-separated numbers.
-
-    None when the array holds anything else (strings, objects, nulls, deeper arrays), and for
-    `-0`, which JSON reads as the integer 0 but a text parser as -0.0.
-    """
-    if b'"' in raw:
-        return None
-    # Single-character searches (memchr) first: most bodies need no more than these.
-    text = raw.translate(None, _SPACE) if any(c in raw for c in _SPACES) else raw
-    if text == b"[]":
-        return b""
-    if not (text.startswith(b"[[") and text.endswith(b"]]")):
-        return None
-    lines = text[2:-2].replace(b"],[", b"\n") + b"\n"
-    if b"[" in lines or b"]" in lines:
-        return None
-    if b"-" in lines and (b"-0," in lines or b"-0\n" in lines):
-        return None
-    return lines
-
-
 def _typed_answer(predictor: Predictor, shape: str, raw: bytes, max_rows: int) -> _Fast | None:
     """An array of valid objects, read by the feature table's typed decode."""
     if shape == "dataframe_split" or raw[:1] != b"[":
@@ -215,59 +170,12 @@ def _typed_answer(predictor: Predictor, shape: str, raw: bytes, max_rows: int) -
     return predictor.answers.many(predictions), lambda: predictions
 
 
-def _block_split(
-    predictor: Predictor,
-    split: _Split,
-    max_rows: int,
-    ignored: IgnoredFields,
-    forbid_extra: bool,
-) -> _Fast | None:
-    """A `dataframe_split` of numbers on the numpy block path; None for anything else."""
-    block = block_answers(predictor)
-    if block is None or not len(split.data):
-        return None
+def _block_bodies() -> ModuleType | None:
+    """The numpy block path's module; None where it is not installed (the Lambda package)."""
     try:
-        names = _decode(split.columns)
-    except (msgspec.DecodeError, RecursionError):
+        return importlib.import_module("modelapi.scoring.block_bodies")
+    except ImportError:
         return None
-    if not isinstance(names, list) or not all(type(name) is str for name in names):
-        return None
-    lines = number_lines(bytes(split.data))
-    if lines is None:
-        return None
-    n_rows = lines.count(b"\n")
-    if len(split.index) and _length(split.index) != n_rows:
-        return None
-    check_rows(n_rows, max_rows)
-    table = predictor.features
-    found = column_positions(table, names, "dataframe_split.columns", ignored, forbid_extra)
-    positions = [at for at in found if at is not None]
-    if len(positions) != len(found):  # a missing column of missing values: the general path
-        return None
-    return _answer_lines(block, lines, len(names), positions)
-
-
-def _block_rows(predictor: Predictor, shape: str, raw: bytes, max_rows: int) -> _Fast | None:
-    """`instances` or `inputs` arrays of numbers in feature order on the block path."""
-    block = None if shape == "dataframe_records" else block_answers(predictor)
-    lines = None if block is None else number_lines(raw)
-    if block is None or lines is None:
-        return None
-    check_rows(lines.count(b"\n"), max_rows)
-    n_features = len(predictor.features.keys)
-    return _answer_lines(block, lines, n_features, range(n_features))
-
-
-def _answer_lines(
-    block: BlockAnswers, lines: bytes, n_columns: int, positions: Sequence[int]
-) -> _Fast | None:
-    if not lines:
-        return b"[]", lambda: []
-    values = block.values(lines, n_columns, positions)
-    answered = None if values is None else block.predict(values)
-    if answered is None:
-        return None
-    return block.json(answered), lambda: block.predictions(answered)
 
 
 def _decoded(decode: Callable[[bytes], _Body], body: bytes) -> _Body | None:
@@ -280,14 +188,6 @@ def _decoded(decode: Callable[[bytes], _Body], body: bytes) -> _Body | None:
 def _is_given(envelope: _SplitBody | _Envelope, name: str) -> bool:
     value = getattr(envelope, name, _ABSENT)
     return isinstance(value, _Split) or len(value) > 0
-
-
-def _length(raw: msgspec.Raw) -> int | None:
-    try:
-        value = _decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    return len(value) if isinstance(value, list) else None
 
 
 def _rows_field(shape: str) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import hmac
 import importlib
 import logging
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
-from modelapi.bundle import REPORT_FILE
 from modelapi.columnar_bodies import mlflow_answer
 from modelapi.config import Settings
 from modelapi.errors import (
@@ -33,10 +33,11 @@ from modelapi.errors import (
     error_body,
 )
 from modelapi.formats import Prediction
-from modelapi.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from modelapi.ignored_fields import IGNORED_FIELDS_HEADER, ignored_fields_value
 from modelapi.metrics import Metrics
 from modelapi.predictor import Predictor
-from modelapi.schema import IgnoredFields, public_features
+from modelapi.routes import ROUTES, Route
+from modelapi.schema import IgnoredFields
 from modelapi.source import ModelSource
 
 __all__ = [
@@ -57,11 +58,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
-# The report is a static page: its inline style and images, nothing else, no script.
-_REPORT_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none';"
-    " form-action 'none'; frame-ancestors 'none'"
-)
 # Bodies the predict route reads as JSON. curl -d sends form-urlencoded by default, and the
 # original service's clients rely on that, so it is read as JSON too.
 _JSON_TYPES = frozenset({"", JSON, "application/x-www-form-urlencoded", "text/plain"})
@@ -140,7 +136,7 @@ class Service:
     `load_on_request` makes a request that finds no model try to load it (the Lambda
     handler's retry); a server that retries in the background passes False so that no
     request waits on a store. `metrics`, when given, is served at `/metrics` and counts
-    predictions by class.
+    predictions by class. `routes` are the routes served (`routes.ROUTES` by default).
     """
 
     def __init__(
@@ -150,6 +146,7 @@ class Service:
         *,
         load_on_request: bool = True,
         metrics: Metrics | None = None,
+        routes: Sequence[Route] = ROUTES,
     ) -> None:
         self.source = source
         self.settings = settings
@@ -157,18 +154,14 @@ class Service:
         self.metrics = metrics
         self._api_key = settings.api_key.encode() if settings.api_key is not None else None
         self._max_answer_bytes = settings.max_answer_bytes
-        # Exact paths -> method -> handler; add a route by adding an entry.
-        self.routes: dict[str, dict[str, Handler]] = {
-            "/ping": {"GET": Service.ping},
-            "/predict": {"POST": Service.predict},
-            "/health": {"GET": Service.health},
-            "/model": {"GET": Service.model},
-            "/model/report": {"GET": Service.report},
-        }
-        if metrics is not None:
-            self.routes["/metrics"] = {"GET": Service.metrics_text}
-        for path, (module, methods) in _LAZY_ROUTES.items():
-            self.routes[path] = {method: _LazyHandler(module, path, method) for method in methods}
+        self.declared_routes = tuple(
+            r for r in routes if metrics is not None or not r.needs_metrics
+        )
+        # Exact paths -> method -> handler, built from the declared routes.
+        self.routes: dict[str, dict[str, Handler]] = {}
+        for route in self.declared_routes:
+            methods = self.routes.setdefault(route.path, {})
+            methods.update((method, _handler_of(route.handler)) for method in route.methods)
         self._templates: list[tuple[str, list[str], str]] = []
         self._n_routes = -1
 
@@ -265,37 +258,6 @@ class Service:
         """Liveness, as the original service answered it."""
         return Response(200, b'{"ping": "pong"}')
 
-    def health(self, request: Request) -> Response:
-        """200 when a model is loaded, 503 when not, with the reason for a keyed caller."""
-        predictor = self.source.predictor
-        if predictor is None:
-            # The reason can name the store's bucket, endpoint or local paths: only callers
-            # with the key see it; it is in the log for everyone else.
-            if self.is_authorized(request):
-                raise ModelUnavailable(self.source.reason)
-            raise ModelUnavailable("the model is not loaded; the reason is in the server's log")
-        return json_response(200, {"status": "ok", "model": predictor.model_id})
-
-    def model(self, request: Request) -> Response:
-        """The loaded model's manifest: features, metrics, checksums."""
-        predictor = self.predictor()
-        # A long category list is training data (names, ids): only its size is published.
-        manifest = msgspec.to_builtins(predictor.manifest)
-        manifest["features"] = public_features(predictor.manifest.features)
-        return Response(200, _encode(manifest), JSON, _version_header(predictor))
-
-    def report(self, request: Request) -> Response:
-        """The loaded model's training report (report.html): data, pipeline, metrics, plots."""
-        predictor = self.predictor()
-        body = self.source.read_artifact(REPORT_FILE)
-        headers = {**_version_header(predictor), "content-security-policy": _REPORT_POLICY}
-        return Response(200, body, "text/html; charset=utf-8", headers)
-
-    def metrics_text(self, request: Request) -> Response:
-        """Request, latency, prediction and model metrics in the Prometheus text format."""
-        assert self.metrics is not None
-        return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
-
     def predict(self, request: Request) -> Response:
         """Predict one JSON object, a JSON array of objects, an MLflow body, or a CSV body."""
         max_rows = self.settings.max_batch_rows
@@ -364,38 +326,40 @@ class Service:
             self.metrics.count_predictions(predictions)
 
 
-# Routes of the modules that build on this one (documentation, pages, the V2 protocol),
-# imported when first called: a prediction never needs them, and importing them costs a cold
-# start tens of milliseconds. A test checks this table against each module's ROUTES.
-_LAZY_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "/openapi.json": ("modelapi.routes.openapi", ("GET",)),
-    "/docs": ("modelapi.routes.swagger", ("GET",)),
-    "/docs/swagger-ui.css": ("modelapi.routes.swagger", ("GET",)),
-    "/docs/swagger-ui-bundle.js": ("modelapi.routes.swagger", ("GET",)),
-    "/docs/swagger-initializer.js": ("modelapi.routes.swagger", ("GET",)),
-    "/": ("modelapi.routes.page", ("GET",)),
-    "/v2": ("modelapi.routes.v2", ("GET",)),
-    "/v2/health/live": ("modelapi.routes.v2", ("GET",)),
-    "/v2/health/ready": ("modelapi.routes.v2", ("GET",)),
-    "/v2/models/{name}": ("modelapi.routes.v2", ("GET",)),
-    "/v2/models/{name}/ready": ("modelapi.routes.v2", ("GET",)),
-    "/v2/models/{name}/infer": ("modelapi.routes.v2", ("POST",)),
-    "/invocations": ("modelapi.invocations", ("POST",)),
-}
+def _handler_of(name: str) -> Handler:
+    """The handler named `module:function`; imported on its first call unless already loaded.
+
+    A loaded module's handler (`/ping` and `/predict` live here) goes into the table itself,
+    so the hot routes pay no indirection.
+    """
+    module, _, attribute = name.partition(":")
+    if module in sys.modules:
+        return _resolve(module, attribute)
+    return _LazyHandler(module, attribute)
+
+
+def _resolve(module: str, attribute: str) -> Handler:
+    found: object = importlib.import_module(module)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    assert callable(found), f"{module}:{attribute} is not a handler"
+    return found
 
 
 class _LazyHandler:
     """A route handler that imports its module on the first call and then runs its handler."""
 
-    __slots__ = ("_method", "_module", "_path")
+    __slots__ = ("_attribute", "_handler", "_module")
 
-    def __init__(self, module: str, path: str, method: str) -> None:
-        self._module, self._path, self._method = module, path, method
+    def __init__(self, module: str, attribute: str) -> None:
+        self._module, self._attribute = module, attribute
+        self._handler: Handler | None = None
 
     def resolve(self) -> Handler:
-        """The module's own handler for this route (importing the module if needed)."""
-        routes: dict[str, dict[str, Handler]] = importlib.import_module(self._module).ROUTES
-        return routes[self._path][self._method]
+        """The handler itself (importing its module if needed)."""
+        if self._handler is None:
+            self._handler = _resolve(self._module, self._attribute)
+        return self._handler
 
     def __call__(self, service: Service, request: Request) -> Response:
         return self.resolve()(service, request)
@@ -415,30 +379,8 @@ def _version_header(predictor: Predictor) -> dict[str, str]:
     return {"x-model-version": predictor.model_id}
 
 
-# ---- X-Ignored-Fields ------------------------------------------------------------------------
-# The fields a request sent that are not features, so that a typo in a key stays visible
-# although the request is answered. Names only (never values), a few, each cut short.
-IGNORED_FIELDS_HEADER = "x-ignored-fields"
-_IGNORED_NAME_CHARS = 40
-
-
 def _answer_headers(predictor: Predictor, ignored: IgnoredFields) -> dict[str, str]:
     headers = _version_header(predictor)
     if ignored.names:
         headers[IGNORED_FIELDS_HEADER] = ignored_fields_value(ignored)
     return headers
-
-
-def ignored_fields_value(ignored: IgnoredFields) -> str:
-    """The X-Ignored-Fields value: `id, Outcome`, `...` after the last when there were more.
-
-    Each name is cut to 40 characters; a character outside printable ASCII, `%` and `,` are
-    percent-encoded as UTF-8 (as in a URL), so a header can carry any key safely.
-    """
-    from urllib.parse import quote
-
-    names = [
-        quote(name[:_IGNORED_NAME_CHARS], safe=" !\"#$&'()*+-./:;<=>?@[\\]^_`{|}~")
-        for name in ignored.names
-    ]
-    return ", ".join(names) + (", ..." if ignored.more else "")

@@ -23,9 +23,8 @@ from modelapi.errors import ErrorBody
 from modelapi.predictor import Predictor
 from modelapi.service import OPEN_PATHS, Request, Service
 from modelapi.source import ModelSource
-from tests.adversarial.processes import ServeProcess, serve_process
 from tests.conftest import PIMA_EXAMPLE
-from tests.live.servers import HttpSend
+from tests.servers import HttpSend, ServeProcess, serve_process
 
 # A key of the shape users make (`openssl rand -hex 32`), drawn anew for every run.
 KEY = secrets.token_hex(32)

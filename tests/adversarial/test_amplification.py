@@ -17,8 +17,7 @@ from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.service import MAX_ERROR_DETAILS, Request, Service
 from modelapi.source import ModelSource
-from tests.adversarial.processes import ServeProcess, rss_bytes, serve_process
-from tests.live.servers import HttpSend
+from tests.servers import HttpSend, ServeProcess, rss_bytes, serve_process
 
 KEYS = (
     "pregnancies",

@@ -12,8 +12,7 @@ import msgspec
 import pytest
 
 from modelapi.service import MAX_ERROR_DETAILS
-from tests.adversarial.processes import ServeProcess, serve_process
-from tests.live.servers import HttpSend
+from tests.servers import HttpSend, ServeProcess, serve_process
 
 N_ROWS = 10_000
 N_FEATURES = 8

@@ -40,10 +40,9 @@ from modelapi.store import ModelStore, open_store
 from modelapi.store.local import LocalStore
 from modelapi.store.s3 import S3Store
 from tests.adversarial.budget import IS_LONG, scaled
-from tests.adversarial.processes import clean_environment, serve_process
 from tests.adversarial.s3_faults import FaultProxy, fault_proxy
 from tests.conftest import PIMA_EXAMPLE
-from tests.live.servers import HttpSend, serving
+from tests.servers import HttpSend, clean_environment, serve_app, serve_process
 
 FAULTS = ["refuse", "silent", "403", "404", "500", "garbage", "partial"]
 REASONS = {
@@ -120,7 +119,7 @@ def test_a_server_started_during_an_s3_fault_answers_503_then_recovers_and_keeps
     assert logged.startswith("model diabetes@production could not be loaded: ")
     assert REASONS[fault] in logged
     try:
-        with serving(app) as url, HttpSend(url) as send:
+        with serve_app(app) as url, HttpSend(url) as send:
             for method, path in (("GET", "/health"), ("POST", "/predict")):
                 status, _, body = send(method, path, {}, PIMA_EXAMPLE if method == "POST" else b"")
                 assert status == 503

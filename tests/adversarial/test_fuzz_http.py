@@ -30,7 +30,7 @@ from modelapi.service import Request
 from modelapi.source import ModelSource
 from modelapi.store.builtin import BUILTIN_ROOT
 from tests.adversarial.budget import scaled
-from tests.live.serving import serving
+from tests.servers import serve_model
 
 EXAMPLES = scaled(25, 1000)
 LIMITS = Settings(store="/nonexistent/models", max_body_bytes=256 * 1024, max_batch_rows=200)
@@ -72,7 +72,7 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=_CONFIG)
 @pytest.fixture(scope="module")
 def base_url(pima_predictor: Predictor) -> Iterator[str]:
     """uvicorn on 127.0.0.1 serving the shipped model with LIMITS."""
-    with serving(pima_predictor, LIMITS) as url:
+    with serve_model(pima_predictor, LIMITS) as url:
         yield url
 
 

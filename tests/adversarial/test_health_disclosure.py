@@ -13,8 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from tests.adversarial.processes import serve_process
-from tests.live.servers import HttpSend
+from tests.servers import HttpSend, serve_process
 
 KEY = secrets.token_hex(16)
 BUCKET = "zq7-secret-bucket"
@@ -67,8 +66,18 @@ def test_health_tells_the_reason_only_to_a_caller_with_the_key(tmp_path: Path) -
 
 
 def test_without_a_key_set_health_keeps_the_reason(tmp_path: Path) -> None:
-    env = {"MODELAPI_MODEL": "zq7-no-such-model", "MODELAPI_RELOAD_INTERVAL_S": "0"}
+    # A store that does not answer: the server starts and waits for it (a store that
+    # answers without the model stops the start instead).
+    env = {
+        "MODELAPI_STORE": f"s3://{BUCKET}/{PREFIX}",
+        "MODELAPI_MODEL": "diabetes@production",
+        "MODELAPI_RELOAD_INTERVAL_S": "0",
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{_closed_port()}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     with serve_process(tmp_path, env=env) as server, HttpSend(server.url) as send:
         status, _, body = send("GET", "/health", {}, b"")
     assert status == 503
-    assert "zq7-no-such-model" in _reason(body)
+    assert BUCKET in _reason(body)

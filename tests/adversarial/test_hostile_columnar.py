@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from modelapi import columnar_bodies
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
+from modelapi.scoring import block_bodies
 from modelapi.service import MAX_ERROR_DETAILS, Request, Response, Service
 from modelapi.source import ModelSource
 
@@ -39,7 +39,7 @@ _CPU_BUDGET_S = 20.0
 
 @pytest.fixture(params=["numpy", "pure Python"])
 def block_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(columnar_bodies, "_blocks", {})
+    monkeypatch.setattr(block_bodies, "_blocks", {})
     if request.param == "pure Python":
         monkeypatch.setitem(sys.modules, "numpy", None)
     return str(request.param)

@@ -34,7 +34,7 @@ from modelapi.source import ModelSource
 from modelapi.store.local import LocalStore
 from tests.conftest import PIMA_EXAMPLE
 from tests.http.toy_models import HOSTILE_CATEGORY, toy_predictor
-from tests.live.servers import HttpSend, serving
+from tests.servers import HttpSend, serve_app
 
 
 def _evil_pickle(marker: Path) -> bytes:
@@ -238,7 +238,7 @@ def test_a_running_server_keeps_its_version_when_a_hostile_one_is_promoted(
     tampered = _tampered(builtin_bundle, graphs, marker)
     with (
         caplog.at_level(logging.ERROR, logger="modelapi"),
-        serving(app) as url,
+        serve_app(app) as url,
         HttpSend(url) as send,
     ):
 

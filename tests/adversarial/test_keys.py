@@ -20,10 +20,9 @@ import pytest
 from modelapi.aws_lambda import LambdaHandler
 from modelapi.config import MIN_KEY_CHARS, Settings
 from modelapi.errors import ConfigError
-from tests.adversarial.processes import clean_environment, serve_process
 from tests.aws_lambda.events import load_event
 from tests.conftest import PIMA_EXAMPLE
-from tests.live.servers import HttpSend
+from tests.servers import HttpSend, clean_environment, serve_process
 
 BUNDLE = Path(__file__).resolve().parents[2] / "src/modelapi/models/diabetes/1"
 # Every printable ASCII character but the space, and long enough not to be warned about.

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from modelapi.scoring.stream import MAX_LINE_BYTES
-from tests.adversarial.processes import clean_environment
+from tests.servers import clean_environment
 
 HEADER = (
     b"Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age\n"

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from modelapi.service import OPEN_PATHS
-from tests.adversarial.processes import ServeProcess, serve_process
-from tests.live.servers import HttpSend
+from tests.servers import HttpSend, ServeProcess, serve_process
 
 KEY = secrets.token_hex(16)
 # Known routes with their own and other methods, templates filled and not, and paths that

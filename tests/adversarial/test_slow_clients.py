@@ -19,8 +19,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.adversarial.processes import ServeProcess, rss_bytes, serve_process
-from tests.live.servers import HttpSend
+from tests.servers import HttpSend, ServeProcess, rss_bytes, serve_process
 
 FAST = {
     "MODELAPI_HEADER_TIMEOUT_S": "1",

@@ -25,8 +25,8 @@ import pytest
 from modelapi.bundle import Bundle, artifact_entry
 from modelapi.store.local import LocalStore
 from tests.adversarial.budget import scaled
-from tests.adversarial.processes import ServeProcess, rss_bytes, serve_process
 from tests.conftest import PIMA_EXAMPLE, require_tool
+from tests.servers import ServeProcess, rss_bytes, serve_process
 
 CONNECTIONS = 64
 WARM_UP_S = scaled(10, 30)

@@ -5,16 +5,19 @@ A block runs when its info string says so after the language:
 - ```` ```sh test ````: the block runs in bash (`set -euo pipefail`) and must exit 0;
 - ```` ```console test ````: each `$ command` runs in turn (a line ending in `\\` goes on);
   what it prints must match the lines shown under it (when any are shown), where a line `...`
-  stands for any lines and `...` inside a line for any text;
+  stands for any lines and `...` inside a line for any text; `$ export NAME=VALUE` holds for
+  the commands after it in the document, as in the reader's shell;
 - ```` ```python test ````: the block runs in a fresh interpreter and must exit 0;
 - ```` ```sh test-background ````: the block starts a server, left running for the blocks after
-  it; the harness waits until `/ping` answers on the block's port.
+  it; the harness waits until `/ping` answers on the block's port. A server started before it
+  is stopped first, as a reader stops one server before starting the next on the same port.
 
 Every sh, console, bash and python block is either run or says why not: ```` ```sh no-test ````
 right after an HTML comment `<!-- not run: the reason -->`. The blocks of one document run in
 one temporary folder holding a copy of the Pima data as `pima.csv`, with the port 8000
 replaced by a free one, `s3://` buckets the document names created on a local moto server,
-and no MODELAPI_* variable from outside.
+no MODELAPI_* variable from outside, and curl without its progress meter (as on a terminal,
+where the meter is not shown with the answer).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ COMMAND_LANGUAGES = frozenset({"sh", "bash", "console", "python"})
 _FENCE = re.compile(r"^```(\S*)(?:[ \t]+(\S+))?[ \t]*$")
 _NOT_RUN = re.compile(r"<!--\s*not run:\s*(.+?)\s*-->")
 _BUCKET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+_EXPORT = re.compile(r"export ([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
 _TIMEOUT_S = 300
 
 
@@ -152,10 +156,12 @@ class DocumentRun:
     ) -> DocumentRun:
         """A run in `folder`, with the Pima copy as pima.csv and, if given, S3 at moto."""
         shutil.copy(data, folder / "pima.csv")
+        (folder / ".curlrc").write_text("--silent\n--show-error\n")
         environ = {k: v for k, v in os.environ.items() if not k.startswith("MODELAPI_")}
         bin_dir = str(Path(sys.executable).parent)
         environ["PATH"] = bin_dir + os.pathsep + environ.get("PATH", "")
         environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        environ["CURL_HOME"] = str(folder)
         if s3_endpoint is not None:
             environ.update(
                 AWS_ENDPOINT_URL_S3=s3_endpoint,
@@ -178,8 +184,12 @@ class DocumentRun:
             self._background(block, text)
         elif block.language == "console":
             for command, expected in _commands(text):
-                result = self._shell(command)
-                printed = result.stdout + result.stderr
+                exported = _EXPORT.fullmatch(command.split(" #")[0].strip())
+                if exported is not None:
+                    self.environ[exported.group(1)] = exported.group(2)
+                    continue
+                result = self._shell(command, merged=True)
+                printed = result.stdout
                 assert result.returncode == 0 or expected.startswith("error:"), (
                     f"{block.where}: `{command}` exited {result.returncode}:\n{printed}"
                 )
@@ -216,19 +226,25 @@ class DocumentRun:
                 except subprocess.TimeoutExpired:
                     os.killpg(server.pid, signal.SIGKILL)
                     server.wait(10)
+            if server.stderr is not None:
+                server.stderr.close()
+        self._servers.clear()
 
-    def _shell(self, command: str) -> subprocess.CompletedProcess[str]:
+    def _shell(self, command: str, *, merged: bool = False) -> subprocess.CompletedProcess[str]:
+        # merged: stderr interleaved with stdout, in the order a terminal shows them
         return subprocess.run(
             ["bash", "-c", "set -euo pipefail\n" + command],
             cwd=self.folder,
             env=self.environ,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merged else subprocess.PIPE,
             text=True,
             timeout=_TIMEOUT_S,
             check=False,
         )
 
     def _background(self, block: Block, text: str) -> None:
+        self.close()
         server = subprocess.Popen(
             ["bash", "-c", text],
             cwd=self.folder,

@@ -39,6 +39,19 @@ def test_a_failing_block_fails_the_run(tmp_path: Path, pima_csv: Path) -> None:
         run.run(shell)
 
 
+def test_an_export_holds_for_the_commands_after_it(tmp_path: Path, pima_csv: Path) -> None:
+    run = DocumentRun.start(tmp_path, pima_csv, None, {})
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "```console test\n$ export GREETING=hello   # a comment\n$ echo $GREETING\nhello\n```\n"
+        "```console test\n$ echo $GREETING\nbye\n```\n"
+    )
+    first, second = blocks_of(doc)
+    run.run(first)
+    with pytest.raises(AssertionError, match="`echo \\$GREETING` printed:\nhello"):
+        run.run(second)
+
+
 def test_blocks_know_their_mode_and_reason(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text(

@@ -23,6 +23,7 @@ from modelapi.bundle import Bundle
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature
+from modelapi.scoring import block_bodies
 from tests.http.toy_models import running_app
 from tests.linear_models import linear_predictor
 
@@ -51,7 +52,7 @@ PIMA_COLUMNS = [
 @pytest.fixture(params=["numpy", "pure Python"])
 def block_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test runs with numpy's block path and with numpy not importable."""
-    monkeypatch.setattr(columnar_bodies, "_blocks", {})
+    monkeypatch.setattr(block_bodies, "_blocks", {})
     if request.param == "pure Python":
         monkeypatch.setitem(sys.modules, "numpy", None)
     return str(request.param)
@@ -482,11 +483,10 @@ async def test_the_document_holds_the_mlflow_bodies_and_invocations(
     document = (await client.get("/openapi.json")).json()
     predict = document["paths"]["/predict"]["post"]
     json_schema = predict["requestBody"]["content"]["application/json"]["schema"]
-    assert {"$ref": "#/components/schemas/MlflowBody"} in json_schema["oneOf"]
+    [mlflow] = [option for option in json_schema["oneOf"] if option.get("title") == "MlflowBody"]
     answers = predict["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
-    assert {"$ref": "#/components/schemas/Predictions"} in answers
-    schemas = document["components"]["schemas"]
-    shapes = [body["title"] for body in schemas["MlflowBody"]["oneOf"]]
+    assert any(option.get("title") == "Predictions" for option in answers)
+    shapes = [body["title"] for body in mlflow["oneOf"]]
     assert shapes == list(columnar_bodies.INPUT_KEYS)
     invocations = document["paths"]["/invocations"]["post"]
     csv_body = invocations["requestBody"]["content"]["text/csv"]
@@ -494,7 +494,7 @@ async def test_the_document_holds_the_mlflow_bodies_and_invocations(
     assert re.fullmatch(headerless, csv_body["example"])
     assert not re.fullmatch(header, csv_body["example"])
     # The documented example is answered.
-    example = schemas["MlflowBody"]["examples"][0]
+    example = mlflow["examples"][0]
     response = await client.post("/invocations", content=json.dumps(example), headers=JSON)
     assert response.status_code == 200
     response = await client.post("/invocations", content=csv_body["example"], headers=CSV)

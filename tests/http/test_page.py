@@ -80,6 +80,22 @@ def test_the_form_has_a_labelled_input_per_feature(app: App, pima_predictor: Pre
     assert page.find("button", type="submit")
 
 
+def test_the_script_knows_each_number_s_training_range(app: App, pima_predictor: Predictor) -> None:
+    """To warn beside a value outside it (tests/live/test_browser.py shows the warning)."""
+    page = Page(get(app, "/").body.decode())
+    (config,) = [t for t in page.texts["script"] if t.lstrip().startswith("{")]
+    known = {f["key"]: f for f in json.loads(config)["features"]}
+    for feature in pima_predictor.manifest.features:
+        assert known[feature.key] == {
+            "key": feature.key,
+            "type": feature.type,
+            "min": feature.min,
+            "max": feature.max,
+            "range": f"{feature.min:g} to {feature.max:g}",
+        }
+        assert len(page.find("small", id=f"warning-{feature.key}")) == 1
+
+
 def test_categories_are_pickers_and_everything_is_escaped(settings: Settings) -> None:
     with running_app(toy_predictor(), settings) as app:
         html = get(app, "/").body.decode()

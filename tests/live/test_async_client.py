@@ -14,8 +14,8 @@ from modelapi import AsyncClient, Client, FieldError, InvalidInput, ServerUnreac
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from tests.conftest import PIMA_EXAMPLE
-from tests.live.serving import serving
 from tests.oracles import answers
+from tests.servers import serve_model
 
 pytestmark = pytest.mark.anyio
 API_KEY = "another-s3cret-key-for-tests"
@@ -30,7 +30,7 @@ def anyio_backend() -> str:
 def url(pima_predictor: Predictor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = str(tmp_path_factory.mktemp("models"))
     settings = Settings(store=store, reload_interval_s=0, api_key=API_KEY, max_body_bytes=4096)
-    with serving(pima_predictor, settings) as served:
+    with serve_model(pima_predictor, settings) as served:
         yield served
 
 

@@ -9,21 +9,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from modelapi.app import create_app
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
-from modelapi.source import ModelSource
 from tests.conftest import PIMA_EXAMPLE, require_tool
+from tests.servers import serve_model
 
 CHROMIUM = os.environ.get("MODELAPI_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,19 +46,8 @@ if shutil.which(CHROMIUM) is not None:
 def live_url(pima_predictor: Predictor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app serving the Pima model under uvicorn on a free port of 127.0.0.1."""
     settings = Settings(store=str(tmp_path_factory.mktemp("models")), reload_interval_s=0)
-    app = create_app(settings, source=ModelSource.of(pima_predictor))
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "server did not start within 10 s"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
-    app.close()
+    with serve_model(pima_predictor, settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +201,38 @@ def test_docs_render_swagger_ui_with_the_network_off(
 
 def _label(key: str) -> str:
     return "BMI" if key == "bmi" else key.replace("_", " ").capitalize()
+
+
+def test_a_value_outside_the_training_range_is_answered_with_a_warning(
+    offline: Offline, live_url: str
+) -> None:
+    page = offline.page
+    page.goto(f"{live_url}/")
+    page.get_by_role("button", name="Fill in an example").click()
+    assert page.locator("#warning-pregnancies").inner_text() == ""
+    page.locator("#pregnancies").fill("999")
+    warning = page.locator("#warning-pregnancies").inner_text()
+    assert warning == "outside the training range 0 to 17: the answer may not be reliable"
+    assert page.locator("#warning-glucose").inner_text() == ""
+    page.get_by_role("button", name="Predict").click()
+    page.locator("#result").wait_for(state="visible", timeout=10_000)
+    row = json.loads(PIMA_EXAMPLE) | {"pregnancies": 999}
+    expected = httpx.post(f"{live_url}/predict", json=row).json()
+    assert page.locator("#answer").inner_text() == str(expected["outcome"])
+    caution = page.locator("#caution")
+    assert caution.is_visible()
+    assert caution.inner_text() == (
+        "Outside the training range: pregnancies. See the training report."
+    )
+    page.locator("#pregnancies").fill("3")
+    assert page.locator("#warning-pregnancies").inner_text() == ""
+
+
+def test_the_page_links_the_training_report(offline: Offline, live_url: str) -> None:
+    page = offline.page
+    page.goto(f"{live_url}/")
+    link = page.get_by_role("link", name="Training report")
+    assert link.get_attribute("href") == "model/report"
+    with page.expect_navigation():
+        link.click()
+    assert page.url == f"{live_url}/model/report"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,28 @@ def test_a_command_loads_only_its_own_module(command: str) -> None:
     # Only the command's own module, and the options every command shares.
     loaded = result.stdout.strip().splitlines()[-1]
     assert loaded == str(sorted(["modelapi.cli.options", f"modelapi.cli.{command}"]))
+
+
+@pytest.mark.parametrize("missing", ["numpy", "pandas", "sklearn"])
+def test_training_without_the_train_extra_names_the_extra(
+    missing: str, tmp_path: Path, pima_csv: Path
+) -> None:
+    # A serving-only install: the module is made unimportable, as it is when not installed.
+    script = (
+        "import sys\n"
+        f"sys.modules[{missing!r}] = None\n"
+        "from modelapi.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "train", str(pima_csv), "--store", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: {missing} is needed here: pip install 'modelapi[train]'"
+    )
+    assert not (tmp_path / "s").exists(), "nothing is written"

@@ -106,6 +106,7 @@ def test_the_store_comes_from_the_flag_the_environment_or_the_default(world: Wor
     assert ok(run(world, "list", env=env)).splitlines()[1].startswith("m ")
     assert ok(run(world, "list", cwd=world.root)).splitlines()[1].startswith("m ")
     empty = world.root / "empty"
+    empty.mkdir(exist_ok=True)
     assert ok(run(world, "list", "--store", str(empty), env=env)) == f"no models in {empty}\n"
 
 
@@ -259,6 +260,8 @@ ERRORS = [
     (["show", "{tampered}", "--verify"], r"report\.html: sha256 does not match"),
     (["show", "{future}"], r"format_version 99 is newer than this modelapi reads"),
     (["list", "--store", "http://example.com/x"], r"store 'http://example\.com/x' is not"),
+    (["list", "--store", "./no-such-folder"],
+     r"no store at \./no-such-folder: the folder does not exist \('modelapi train DATA --store"),
     (["list", "--store", "s3://Bad_Bucket/x"], r"does not name a valid S3 bucket"),
     (["alias", "m", "9", "production", "--store", "{local}"], r"m:9 is not in "),
     (["alias", "m", "x", "production", "--store", "{local}"], r"must be a positive integer"),

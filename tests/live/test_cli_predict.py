@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from tests.conftest import REPO_ROOT
-from tests.live.serving import serving
+from tests.servers import serve_model
 
 API_KEY = "batch-key-for-tests"
 FEATURE_HEADER = (
@@ -35,7 +36,7 @@ def server_url(
         api_key=API_KEY,
         max_body_bytes=8192,
     )
-    with serving(pima_predictor, settings) as url:
+    with serve_model(pima_predictor, settings) as url:
         yield url
 
 
@@ -89,8 +90,21 @@ def test_in_process_output_matches_the_predictor(
     result = run_cli("diabetes", pima_csv, "-o", "scored.csv", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert_scored((tmp_path / "scored.csv").read_text(), pima_csv, pima_predictor)
-    assert result.stderr.splitlines()[-1].startswith("scored 768 rows with diabetes:1 in ")
+    assert result.stderr.splitlines()[-1].startswith(
+        "scored 768 rows with diabetes:1 (built in: ./models has no model diabetes) in "
+    )
     assert result.stdout == ""
+
+
+def test_a_model_the_store_holds_is_named_without_a_note(
+    pima_csv: Path, pima_predictor: Predictor, tmp_path: Path
+) -> None:
+    builtin = REPO_ROOT / "src/modelapi/models/diabetes"
+    shutil.copytree(builtin, tmp_path / "models/diabetes")
+    result = run_cli("diabetes", pima_csv, "-o", "scored.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_scored((tmp_path / "scored.csv").read_text(), pima_csv, pima_predictor)
+    assert result.stderr.splitlines()[-1].startswith("scored 768 rows with diabetes:1 in ")
 
 
 def test_chunk_boundaries_and_stdout_change_nothing(pima_csv: Path, tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from modelapi.errors import (
 )
 from modelapi.predictor import Predictor
 from tests.conftest import PIMA_EXAMPLE
-from tests.live.serving import serving
 from tests.oracles import answers
+from tests.servers import serve_model
 
 API_KEY = "s3cret-key-for-tests"
 
@@ -33,7 +33,7 @@ def open_url(pima_predictor: Predictor, tmp_path_factory: pytest.TempPathFactory
     """The Pima model served with no API key and a small body limit."""
     store = str(tmp_path_factory.mktemp("models"))
     settings = Settings(store=store, reload_interval_s=0, max_body_bytes=4096)
-    with serving(pima_predictor, settings) as url:
+    with serve_model(pima_predictor, settings) as url:
         yield url
 
 
@@ -41,7 +41,7 @@ def open_url(pima_predictor: Predictor, tmp_path_factory: pytest.TempPathFactory
 def keyed_url(pima_predictor: Predictor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Pima model served behind an API key."""
     store = str(tmp_path_factory.mktemp("models"))
-    with serving(
+    with serve_model(
         pima_predictor, Settings(store=store, reload_interval_s=0, api_key=API_KEY)
     ) as url:
         yield url
@@ -179,7 +179,7 @@ def test_the_api_key_is_required_and_accepted(keyed_url: str, pima_predictor: Pr
 
 def test_no_model_loaded_is_model_unavailable(tmp_path: Path) -> None:
     settings = Settings(store=str(tmp_path), reload_interval_s=0)
-    with serving(None, settings) as url, Client(url) as client:
+    with serve_model(None, settings) as url, Client(url) as client:
         assert client.ping() is True
         with pytest.raises(ModelUnavailable):
             client.predict(msgspec.json.decode(PIMA_EXAMPLE))

@@ -19,7 +19,7 @@ from modelapi.bundle import Bundle
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from tests.conftest import require_tool
-from tests.live.serving import serving
+from tests.servers import serve_model
 
 N_ROWS = 300
 
@@ -28,7 +28,7 @@ N_ROWS = 300
 def base_url(pima_predictor: Predictor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """uvicorn on 127.0.0.1 serving the shipped model."""
     settings = Settings(store=str(tmp_path_factory.mktemp("store")))
-    with serving(pima_predictor, settings) as url:
+    with serve_model(pima_predictor, settings) as url:
         yield url
 
 

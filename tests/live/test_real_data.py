@@ -37,7 +37,7 @@ from modelapi.predictor import Predictor
 from modelapi.training.roles import convert_column
 from tests.aws_lambda.events import changed_event
 from tests.conftest import REPO_ROOT
-from tests.live.serving import serving
+from tests.servers import serve_model
 from tests.tables import customers, write_customers
 
 CLASSIFIERS = ("logistic_regression", "random_forest", "gradient_boosting")
@@ -242,7 +242,7 @@ def _json_rows(raw: pd.DataFrame) -> list[dict[str, object]]:
 
 @pytest.fixture
 def served(trained: Trained) -> Iterator[str]:
-    with serving(trained.predictor, Settings(store="/nonexistent", reload_interval_s=0)) as url:
+    with serve_model(trained.predictor, Settings(store="/nonexistent", reload_interval_s=0)) as url:
         yield url
 
 

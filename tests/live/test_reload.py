@@ -17,8 +17,8 @@ from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.store.local import LocalStore
 from tests.conftest import PIMA_EXAMPLE
-from tests.live.servers import HttpSend, serving
 from tests.oracles import answer
+from tests.servers import HttpSend, serve_app
 
 N_CLIENTS = 6
 
@@ -109,7 +109,7 @@ def _wait_for(load: _Load, version: str, timeout_s: float = 10) -> None:
 def url(store: LocalStore) -> Iterator[str]:
     """A live server for diabetes@production that re-checks the alias every 50 ms."""
     settings = Settings(model="diabetes@production", store=str(store.root), reload_interval_s=0.05)
-    with serving(create_app(settings)) as url:
+    with serve_app(create_app(settings)) as url:
         yield url
 
 

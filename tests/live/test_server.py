@@ -15,8 +15,8 @@ import pytest
 from modelapi.app import create_app
 from modelapi.predictor import Predictor
 from tests.conformance import SETUPS, Case, Setup, check, params
-from tests.live.servers import HttpSend, serving
 from tests.oracles import answer
+from tests.servers import HttpSend, serve_app
 
 # The command existing users run, exactly as the issue gives it.
 CURL = (
@@ -31,7 +31,7 @@ def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One live server per conformance setup."""
     store = str(tmp_path_factory.mktemp("store"))
     with ExitStack() as stack:
-        yield {s.id: stack.enter_context(serving(create_app(s.settings(store)))) for s in SETUPS}
+        yield {s.id: stack.enter_context(serve_app(create_app(s.settings(store)))) for s in SETUPS}
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelapi import columnar_bodies
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature
+from modelapi.scoring import block_bodies
 from modelapi.service import Request, Service
 from modelapi.source import ModelSource
 from tests.adversarial.budget import scaled
@@ -67,13 +68,13 @@ SERVICES = {name: _service(name) for name in MODELS}
 def _without_numpy() -> Iterator[None]:
     saved = sys.modules.get("numpy")
     sys.modules["numpy"] = None  # type: ignore[assignment]
-    columnar_bodies._blocks.clear()
+    block_bodies._blocks.clear()
     try:
         yield
     finally:
         if saved is not None:
             sys.modules["numpy"] = saved
-        columnar_bodies._blocks.clear()
+        block_bodies._blocks.clear()
 
 
 decimal_text = st.builds(
@@ -116,7 +117,7 @@ def test_the_block_path_answers_the_single_row_bytes(
     model: str, lines: list[tuple[str, str, str]]
 ) -> None:
     service = SERVICES[model]
-    columnar_bodies._blocks.clear()
+    block_bodies._blocks.clear()
     with_numpy = _answers(service, lines)
     with _without_numpy():
         without = _answers(service, lines)
@@ -134,7 +135,7 @@ def test_moderate_decisions_answer_the_single_row_bytes(model: str) -> None:
         (f"{rng.uniform(-1, 1):.6f}", str(rng.randint(-3, 3)), f"{rng.uniform(-0.1, 0.1):.5f}")
         for _ in range(500)
     ]
-    columnar_bodies._blocks.clear()
+    block_bodies._blocks.clear()
     answered = _answers(SERVICES[model], lines)
     assert answered["split"] == b'{"predictions":' + answered["objects"] + b"}"
     assert answered["csv"] == answered["csv header"].partition(b"\n")[2]
@@ -143,7 +144,7 @@ def test_moderate_decisions_answer_the_single_row_bytes(model: str) -> None:
 def test_the_block_path_is_taken_for_numeric_linear_models() -> None:
     for name, service in SERVICES.items():
         predictor = service.predictor()
-        block = columnar_bodies.block_answers(predictor)
+        block = block_bodies.block_answers(predictor)
         assert block is not None, name
 
 
@@ -152,11 +153,17 @@ def test_tiny_probabilities_and_huge_values_are_written_as_repr(model: str) -> N
     # 1e-5 and 1e16 are where msgspec's shortest text and repr() part ways.
     lines = [("-40", "7", "1.5"), ("12", "0", "-0.5"), ("10000000.5", "1", "2"), ("9", "-3", "0")]
     service = SERVICES[model]
-    columnar_bodies._blocks.clear()
+    block_bodies._blocks.clear()
     with_numpy = _answers(service, lines)
     with _without_numpy():
         assert _answers(service, lines) == with_numpy
-    numbers = [cell for line in with_numpy["csv"].decode().split() for cell in line.split(",")]
-    numbers = [cell for cell in numbers if cell not in ("0", "1", "x", "y", "z")]
-    assert [repr(float(cell)) for cell in numbers] == numbers
-    assert any("e" in cell for cell in numbers)
+    cells = [cell for line in with_numpy["csv"].decode().split() for cell in line.split(",")]
+    if model == "regression":
+        # A value is written as repr() writes it, exponent and all.
+        assert [repr(float(cell)) for cell in cells] == cells
+        assert any("e" in cell for cell in cells)
+    else:
+        # Probabilities with 15 decimals (format_probability), however small.
+        probabilities = [cell for cell in cells if cell not in ("0", "1", "x", "y", "z")]
+        assert all(re.fullmatch(r"[01]\.[0-9]{15}", cell) for cell in probabilities)
+        assert "0.000000000000000" in probabilities

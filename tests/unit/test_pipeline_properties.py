@@ -204,7 +204,12 @@ def _fitted(case: dict[str, Any]) -> tuple[object, pd.DataFrame, pd.DataFrame]:
         branches = [("n", _numeric_step(numeric), numbers)]
         if texts:
             branches.append(("t", _text_step(case["text"], task), texts))
-        model = make_pipeline(ColumnTransformer(branches), final)
+        # scikit-learn's trees take missing values only in dense input: a one-hot branch
+        # can make the joined output sparse, which no user could have fitted with NaN.
+        dense = case["missing"] and numeric == "passthrough"
+        model = make_pipeline(
+            ColumnTransformer(branches, sparse_threshold=0 if dense else 0.3), final
+        )
     split = len(X) * 2 // 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence and small-class warnings of tiny fits

@@ -20,7 +20,7 @@ from modelapi.app import create_app
 from modelapi.config import Settings
 from modelapi.training.data import load_dataset
 from modelapi.training.workflow import TrainResult, train
-from tests.live.servers import HttpSend, serving
+from tests.servers import HttpSend, serve_app
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -72,7 +72,7 @@ def test_predict_json_csv_and_v2_answer_as_scikit_learn(
         for _, row in rows.iterrows()
     ]
     app = create_app(Settings(model="pima:1", store=store))
-    with serving(app) as url, HttpSend(url) as send:
+    with serve_app(app) as url, HttpSend(url) as send:
         status, _, single = send(
             "POST", "/predict", {"content-type": "application/json"}, json.dumps(body[0]).encode()
         )

@@ -1,6 +1,8 @@
 """The `modelapi` command: train, models, serve, predict, package.
 
-Every expected failure is one line on stderr and exit code 1; flags also read MODELAPI_<FLAG>.
+Every expected failure is one line on stderr: exit code 1, or 2 for a usage error (an unknown
+command or flag, a bad flag value, a missing argument), as click and most Unix tools do. Flags
+also read MODELAPI_<FLAG>.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from modelapi.bundle import (
     read_bundle,
 )
 from modelapi.cli.options import ref_argument, store_option
-from modelapi.errors import BundleError, BundleNotFound
+from modelapi.errors import BundleError, BundleNotFound, StoreError
 from modelapi.store import (
     ModelStore,
     check_name,
@@ -27,6 +27,7 @@ from modelapi.store import (
     parse_ref,
 )
 from modelapi.store.copy import copy_model
+from modelapi.store.local import LocalStore
 
 __all__ = ["commands", "models"]
 
@@ -47,6 +48,12 @@ def models() -> None:
 def list_models(store: str) -> None:
     """List the models in a store with their versions and aliases."""
     opened = open_store(store)
+    if isinstance(opened, LocalStore) and not opened.root.exists():
+        # Most often a mistyped path: "no models" would hide it.
+        raise StoreError(
+            f"no store at {opened.uri}: the folder does not exist"
+            f" ('modelapi train DATA --store {opened.uri}' creates it)"
+        )
     rows = []
     for name in opened.names():
         versions = opened.versions(name)

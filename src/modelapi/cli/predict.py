@@ -222,17 +222,26 @@ def _scorer_for(
 
             yield remote, manifest.features, manifest.model_id
         return
-    from modelapi.store import load_bundle, open_store, parse_ref
+    from modelapi.store import load_bundle, locate, open_store, parse_ref
+    from modelapi.store.builtin import BUILTIN_STORE
 
     ref = parse_ref(model)
-    bundle = load_bundle(ref, None if ref.path else open_store(settings.store), serving_only=True)
+    store = None if ref.path else open_store(settings.store)
+    model_id = None
+    if store is not None and ref.version is None:
+        found, version = locate(ref, store)
+        bundle = found.read(ref.name, version, serving_only=True)
+        if found is BUILTIN_STORE:  # said as `modelapi serve` says it: a store may lack it
+            model_id = f"{bundle.manifest.model_id} (built in: {store.uri} has no model {ref.name})"
+    else:
+        bundle = load_bundle(ref, store, serving_only=True)
     predictor = Predictor(bundle)
 
     def local(header: list[str]) -> tuple[BlockScorer, list[str]]:
         scorer = LocalScorer(predictor, header, skip_bad_lines=skip, header_fix=_FIX)
         return scorer, output_columns(answer_columns(predictor.manifest), header)
 
-    yield local, predictor.manifest.features, predictor.model_id
+    yield local, predictor.manifest.features, model_id or predictor.model_id
 
 
 _FIX = (

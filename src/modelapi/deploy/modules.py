@@ -1,9 +1,9 @@
 """The modelapi modules a Lambda imports, found by following imports from its entry modules.
 
 Import statements are read from the source (never run), lazy ones inside functions included,
-and so is any string that names a modelapi module (the modules imported by name, such as the
-routes `service` imports when they are first called). Imports under `if TYPE_CHECKING:` are
-skipped: they are not loaded at run time.
+and so is any string that names a modelapi module, alone or as `module:function` (modules
+imported by name, such as the route handlers of `routes.ROUTES`, imported when first called).
+Imports under `if TYPE_CHECKING:` are skipped: they are not loaded at run time.
 """
 
 from __future__ import annotations
@@ -18,15 +18,17 @@ __all__ = ["PACKAGE_ROOT", "module_file", "runtime_modules"]
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _ENTRY_MODULES = ("modelapi.aws_lambda", "modelapi.store.local", "modelapi.store.s3")
 # Reached only through lazy imports that serving never runs (`modelapi.train()` and the CLI):
-# the training stack is never packaged.
+# the training stack is never packaged. pipeline.json's numpy evaluator is reached only from
+# the numpy block paths (`modelapi.scoring`), and a Lambda package has no numpy.
 _NEVER_PACKAGED = (
     "modelapi.cli",
     "modelapi.deploy",
     "modelapi.scoring",
     "modelapi.training",
     "modelapi.formats.skops",
+    "modelapi.formats.pipeline.vectorised",
 )
-_MODULE_NAME = re.compile(r"modelapi(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_MODULE_NAME = re.compile(r"(modelapi(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?::[A-Za-z_][A-Za-z0-9_.]*)?")
 
 
 def runtime_modules() -> list[str]:
@@ -80,12 +82,10 @@ def _imports_of(path: Path, module: str) -> Iterator[str]:
             if base.split(".")[0] == "modelapi":
                 yield base
                 yield from (f"{base}.{a.name}" for a in node.names)
-        elif (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and _MODULE_NAME.fullmatch(node.value)
-        ):
-            yield node.value
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            named = _MODULE_NAME.fullmatch(node.value)
+            if named:
+                yield named.group(1)
 
 
 def _is_type_checking(test: ast.expr) -> bool:

@@ -1,11 +1,12 @@
 """The OpenAPI part of columnar bodies: MLflow bodies on /predict, and POST /invocations.
 
-Kept apart from `openapi` so that the two routes' documentation moves with them: `/predict`'s
-operation gains the MLflow bodies and their `{"predictions": [...]}` answer, and
-`/invocations` is documented whole. The schemas are as exact as JSON Schema allows: a
-`dataframe_split` is documented with the JSON names in feature order (other orders, the CSV
-names, extra columns and an `index` are accepted and described); an `inputs` object of columns
-is described, not in the schema (its columns must be of one length).
+The `Computed` parts of the `/predict` and `/invocations` operations in `routes.ROUTES`:
+`/predict`'s body gains the MLflow bodies (their answer, `{"predictions": [...]}`, is declared
+with the route), and `/invocations` takes the same JSON and CSV with or without a header.
+The schemas are as exact as JSON Schema allows: a `dataframe_split` is documented with the
+JSON names in feature order (other orders, the CSV names, extra columns and an `index` are
+accepted and described); an `inputs` object of columns is described, not in the schema (its
+columns must be of one length).
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ from collections.abc import Sequence
 from typing import cast
 
 from modelapi.predictor import Predictor
-from modelapi.routes.openapi_responses import error_refs, schema_ref
+from modelapi.routes import openapi
+from modelapi.routes.openapi_responses import schema_ref
 from modelapi.routes.openapi_schemas import csv_example, csv_pattern, example_row, feature_schema
 from modelapi.schema import Feature
 from modelapi.service import Service
 
-__all__ = ["add_columnar_operations", "columnar_schemas"]
+__all__ = [
+    "headerless_pattern",
+    "invocations_description",
+    "invocations_request_body",
+    "mlflow_schema",
+    "predict_description",
+    "predict_request_body",
+]
 
 _MLFLOW_WORDS = (
     " It also takes the bodies of MLflow's scoring protocol, answered"
@@ -33,77 +42,56 @@ _MLFLOW_WORDS = (
 )
 
 
-def add_columnar_operations(
-    operations: dict[str, dict[str, object]], service: Service, predictor: Predictor
-) -> None:
-    """Document the MLflow bodies on /predict's operation, and POST /invocations."""
-    predict = cast(dict[str, object], operations["/predict"]["post"])
-    predict["description"] = str(predict["description"]) + _MLFLOW_WORDS
-    request_content = _at(predict, "requestBody", "content")
-    json_schema = _at(request_content, "application/json", "schema")
-    cast(list[object], json_schema["oneOf"]).append(schema_ref("MlflowBody"))
-    answer_content = _at(predict, "responses", "200", "content")
-    answer_schema = _at(answer_content, "application/json", "schema")
-    cast(list[object], answer_schema["oneOf"]).append(schema_ref("Predictions"))
-    features = predictor.manifest.features
+def predict_description(service: Service, predictor: Predictor) -> str:
+    """The description of POST /predict: its bodies, the MLflow ones included."""
+    return openapi.predict_description(service, predictor) + _MLFLOW_WORDS
+
+
+def predict_request_body(service: Service, predictor: Predictor) -> dict[str, object]:
+    """The request body of POST /predict: a row, a batch, an MLflow body or a CSV."""
+    body = openapi.predict_request_body(service, predictor)
+    json_body = _at(body, "content", "application/json")
+    json_schema = _at(json_body, "schema")
+    forbid_extra = service.settings.extra_fields == "forbid"
     max_rows = service.settings.max_batch_rows
-    operations["/invocations"] = {
-        "post": {
-            "summary": "Predict as SageMaker and MLflow call a model container",
-            "description": "The SageMaker container contract (`mlflow models serve` answers"
-            " the same way). A JSON body is read as /predict reads it. A `text/csv` body whose"
-            " first line names the features is /predict's CSV; lines of numbers without a"
-            " header (as SageMaker Batch Transform sends them) hold the features in the"
-            f" model's order, at most {max_rows} lines, and are answered with one CSV line"
-            " each, in order, without a header: the label then the class probabilities (or"
-            " the value). GET /ping answers the container's health check.",
-            "tags": ["prediction"],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": dict(
-                        cast(dict[str, object], request_content["application/json"])
-                    ),
-                    "text/csv": {
-                        "schema": {
-                            "anyOf": [
-                                {
-                                    "type": "string",
-                                    "pattern": csv_pattern(features, min(max_rows, 100)),
-                                },
-                                {
-                                    "type": "string",
-                                    "pattern": headerless_pattern(features, min(max_rows, 100)),
-                                },
-                            ]
-                        },
-                        "example": csv_example(features).partition("\n")[2],
-                    },
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "The answer, or one answer per row (or line) in order.",
-                    "headers": dict(
-                        cast(dict[str, object], _at(predict, "responses", "200")["headers"])
-                    ),
-                    "content": {
-                        "application/json": dict(
-                            cast(dict[str, object], answer_content["application/json"])
-                        ),
-                        "text/csv": {"schema": {"type": "string"}},
-                    },
-                },
-                **error_refs(400, 413, 415, 422, 503),
-            },
-        }
+    mlflow = mlflow_schema(predictor, max_rows=max_rows, forbid_extra=forbid_extra)
+    json_body["schema"] = {"oneOf": [*cast(list[object], json_schema["oneOf"]), mlflow]}
+    return body
+
+
+def invocations_description(service: Service, predictor: Predictor) -> str:
+    """The description of POST /invocations."""
+    return (
+        "The SageMaker container contract (`mlflow models serve` answers the same way). A JSON"
+        " body is read as /predict reads it. A `text/csv` body whose first line names the"
+        " features is /predict's CSV; lines of values without a header (as SageMaker Batch"
+        " Transform sends them) hold the features in the model's order, at most"
+        f" {service.settings.max_batch_rows} lines, and are answered with one CSV line each, in"
+        " order, without a header: the label then the class probabilities (or the value)."
+        " GET /ping answers the container's health check."
+    )
+
+
+def invocations_request_body(service: Service, predictor: Predictor) -> dict[str, object]:
+    """The request body of POST /invocations: /predict's JSON, CSV with or without a header."""
+    body = predict_request_body(service, predictor)
+    features = predictor.manifest.features
+    rows = min(service.settings.max_batch_rows, 100)
+    content = _at(body, "content")
+    content["text/csv"] = {
+        "schema": {
+            "anyOf": [
+                {"type": "string", "pattern": csv_pattern(features, rows)},
+                {"type": "string", "pattern": headerless_pattern(features, rows)},
+            ]
+        },
+        "example": csv_example(features).partition("\n")[2],
     }
+    return body
 
 
-def columnar_schemas(
-    predictor: Predictor, *, max_rows: int, forbid_extra: bool
-) -> dict[str, object]:
-    """The component schemas of the MLflow bodies and of their answer."""
+def mlflow_schema(predictor: Predictor, *, max_rows: int, forbid_extra: bool) -> dict[str, object]:
+    """The schema of the MLflow bodies: exactly one of their keys."""
     features = predictor.manifest.features
     row = schema_ref("Features")
     positional = _positional(features)
@@ -139,27 +127,17 @@ def columnar_schemas(
         )
     example = example_row(features)
     return {
-        "MlflowBody": {
-            "title": "MlflowBody",
-            "description": "An MLflow scoring body: exactly one of these keys.",
-            "oneOf": bodies,
-            "examples": [
-                {
-                    "dataframe_split": {
-                        "columns": [f.key for f in features],
-                        "data": [[example.get(f.key) for f in features]],
-                    }
+        "title": "MlflowBody",
+        "description": "An MLflow scoring body: exactly one of these keys.",
+        "oneOf": bodies,
+        "examples": [
+            {
+                "dataframe_split": {
+                    "columns": [f.key for f in features],
+                    "data": [[example.get(f.key) for f in features]],
                 }
-            ],
-        },
-        "Predictions": {
-            "type": "object",
-            "title": "Predictions",
-            "description": "One answer per row, in order (the answer to an MLflow body).",
-            "properties": {"predictions": {"type": "array", "items": schema_ref("Answer")}},
-            "required": ["predictions"],
-            "additionalProperties": False,
-        },
+            }
+        ],
     }
 
 

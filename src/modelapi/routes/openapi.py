@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the service, built from the loaded model's feature table.
 
-Every route in `Service.routes` is documented: the known ones in detail, any other with its
-handler's docstring, so the document never falls behind the route table. The schemas of the
-model's bodies are in `model_schemas`, the shared error responses in `openapi_responses`.
+Every route in `Service.routes` is documented: a declared route (`routes.ROUTES`) by its
+operation, any other by its handler's docstring, so the document never falls behind the route
+table. The schemas of the model's bodies are in `openapi_schemas`, the shared error responses
+in `openapi_responses`.
 
 The document is rendered once per loaded model (keyed on `name:version` and the served
 artifact's checksum) and cached.
@@ -10,6 +11,7 @@ artifact's checksum) and cached.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Mapping
 from typing import cast
@@ -20,16 +22,8 @@ from modelapi._version import __version__
 from modelapi.bundle import Manifest
 from modelapi.errors import ErrorBody
 from modelapi.predictor import Predictor
-from modelapi.routes import v2_openapi
-from modelapi.routes.columnar_openapi import add_columnar_operations, columnar_schemas
-from modelapi.routes.openapi_responses import (
-    SCHEMA_REF,
-    error_components,
-    error_refs,
-    json_content,
-    schema_ref,
-    version_header,
-)
+from modelapi.routes import Computed, Route, v2_openapi
+from modelapi.routes.openapi_responses import SCHEMA_REF, error_components, error_refs, schema_ref
 from modelapi.routes.openapi_schemas import (
     answer_schema,
     csv_example,
@@ -44,206 +38,76 @@ from modelapi.service import OPEN_PATHS, Request, Response, Service
 
 # The schema and cache names are re-exported: they were first defined here.
 __all__ = [
-    "ROUTES",
     "RenderCache",
     "build_document",
     "example_row",
     "feature_schema",
     "model_key",
     "openapi_json",
+    "predict_description",
+    "predict_request_body",
     "range_hint",
     "request_schema",
 ]
 
 _documents = RenderCache()
-_IGNORED_HEADER: dict[str, object] = {
-    "X-Ignored-Fields": {
-        "description": "The fields (JSON) or columns (CSV) the request sent that are not"
-        " features and were ignored: at most five names, each cut to 40 characters and"
-        " percent-encoded where needed, `...` after the last when there were more.",
-        "schema": {"type": "string"},
-    }
-}
 
 
-def _html(summary: str, tag: str, *errors: int) -> dict[str, object]:
-    return {
-        "summary": summary,
-        "tags": [tag],
-        "responses": {
-            "200": {"description": "An HTML page.", "content": {"text/html": {"schema": {}}}},
-            **error_refs(*errors),
-        },
-    }
+def predict_description(service: Service, predictor: Predictor) -> str:
+    """The description of POST /predict, with the batch limit of `service`."""
+    return (
+        "Send one JSON object for one answer, or a JSON array of objects"
+        f" (at most {service.settings.max_batch_rows}) for an array of answers in the same"
+        " order. A `text/csv` body (a header row naming the features, then rows) is answered"
+        " in CSV. A body sent with curl's default form content type is read as JSON."
+        " Fields and columns that are not features (an id, the target) are ignored and"
+        " named in the X-Ignored-Fields header, unless MODELAPI_EXTRA_FIELDS=forbid."
+    )
 
 
-def _known_operations(service: Service, predictor: Predictor) -> dict[str, dict[str, object]]:
+def predict_request_body(service: Service, predictor: Predictor) -> dict[str, object]:
+    """The request body of POST /predict: a row, a batch or a CSV of `predictor`'s features."""
     features = predictor.manifest.features
-    example = example_row(features)
-    row = schema_ref("Features")
-    answer = schema_ref("Answer")
     max_rows = service.settings.max_batch_rows
-    text = {"type": "string"}
-    operations: dict[str, dict[str, object]] = {
-        "/ping": {
-            "get": {
-                "summary": "Liveness, as the original service answered it",
-                "tags": ["health"],
-                "responses": {
-                    "200": {
-                        "description": "The service is up.",
-                        "content": json_content(
-                            {
-                                "type": "object",
-                                "properties": {"ping": {"const": "pong"}},
-                                "required": ["ping"],
-                            }
-                        ),
-                    }
-                },
-            }
+    row = schema_ref("Features")
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [row, {"type": "array", "items": row, "maxItems": max_rows}]},
+                "example": example_row(features),
+            },
+            "text/csv": {
+                "schema": {"type": "string", "pattern": csv_pattern(features, min(max_rows, 100))},
+                "example": csv_example(features),
+            },
         },
-        "/health": {
-            "get": {
-                "summary": "Readiness: 200 when a model is loaded, 503 with the reason when not",
-                "tags": ["health"],
-                "responses": {
-                    "200": {
-                        "description": "A model is loaded.",
-                        "content": json_content(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "status": {"const": "ok"},
-                                    "model": {"type": "string"},
-                                },
-                                "required": ["status", "model"],
-                            }
-                        ),
-                    },
-                    **error_refs(503),
-                },
-            }
-        },
-        "/predict": {
-            "post": {
-                "summary": "Predict one row, a batch of rows, or a CSV file",
-                "description": "Send one JSON object for one answer, or a JSON array of objects"
-                f" (at most {max_rows}) for an array of answers in the same order. A"
-                " `text/csv` body (a header row naming the features, then rows) is answered"
-                " in CSV. A body sent with curl's default form content type is read as JSON."
-                " Fields and columns that are not features (an id, the target) are ignored and"
-                " named in the X-Ignored-Fields header, unless MODELAPI_EXTRA_FIELDS=forbid.",
-                "tags": ["prediction"],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "oneOf": [
-                                    row,
-                                    {"type": "array", "items": row, "maxItems": max_rows},
-                                ]
-                            },
-                            "example": example,
-                        },
-                        "text/csv": {
-                            "schema": {
-                                "type": "string",
-                                "pattern": csv_pattern(features, min(max_rows, 100)),
-                            },
-                            "example": csv_example(features),
-                        },
-                    },
-                },
-                "responses": {
-                    "200": {
-                        "description": "The answer, or one answer per row in order.",
-                        "headers": {**version_header(), **_IGNORED_HEADER},
-                        "content": {
-                            "application/json": {
-                                "schema": {"oneOf": [answer, {"type": "array", "items": answer}]}
-                            },
-                            "text/csv": {"schema": text},
-                        },
-                    },
-                    **error_refs(400, 413, 415, 422, 503),
-                },
-            }
-        },
-        "/model/report": {
-            "get": {
-                "summary": "The loaded model's training report (report.html)",
-                "description": "The data (each column's role, what was dropped and why), the"
-                " pipeline, what the model weighs, the metrics and plots of the test split.",
-                "tags": ["model"],
-                "responses": {
-                    "200": {
-                        "description": "An HTML page.",
-                        "headers": version_header(),
-                        "content": {"text/html": {"schema": text}},
-                    },
-                    **error_refs(404, 503),
-                },
-            }
-        },
-        "/model": {
-            "get": {
-                "summary": "The loaded model: features, training ranges, metrics, checksums",
-                "tags": ["model"],
-                "responses": {
-                    "200": {
-                        "description": "The model's manifest.",
-                        "headers": version_header(),
-                        "content": json_content(schema_ref("Manifest")),
-                    },
-                    **error_refs(503),
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Request, latency and prediction counters in Prometheus format",
-                "tags": ["health"],
-                "responses": {
-                    "200": {"description": "Metrics.", "content": {"text/plain": {"schema": text}}}
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "tags": ["docs"],
-                "responses": {
-                    "200": {
-                        "description": "OpenAPI 3.1.",
-                        "content": json_content({"type": "object"}),
-                    },
-                    **error_refs(503),
-                },
-            }
-        },
-        "/docs": {"get": _html("Interactive API documentation (Swagger UI)", "docs", 404)},
-        "/": {"get": _html("A form to try the model", "docs", 503)},
     }
-    for asset, media in (
-        ("swagger-ui.css", "text/css"),
-        ("swagger-ui-bundle.js", "text/javascript"),
-        ("swagger-initializer.js", "text/javascript"),
-    ):
-        operations[f"/docs/{asset}"] = {
-            "get": {
-                "summary": "A Swagger UI asset, served from the installed package",
-                "tags": ["docs"],
-                "responses": {
-                    "200": {"description": "The asset.", "content": {media: {"schema": text}}},
-                    **error_refs(404),
-                },
-            }
-        }
-    operations.update(v2_openapi.openapi_paths(predictor, example))
-    add_columnar_operations(operations, service, predictor)
-    return operations
+
+
+def _declared_operation(
+    route: Route, service: Service, predictor: Predictor
+) -> dict[str, object] | None:
+    if not route.operation:
+        return None
+    operation = _computed(route.operation, service, predictor)
+    assert isinstance(operation, dict)
+    return operation
+
+
+def _computed(value: object, service: Service, predictor: Predictor) -> object:
+    """A copy of an operation's `value` with its `Computed` parts built."""
+    if isinstance(value, Computed):
+        module, _, name = value.builder.partition(":")
+        builder: Callable[[Service, Predictor], object] = getattr(
+            importlib.import_module(module), name
+        )
+        return builder(service, predictor)
+    if isinstance(value, Mapping):
+        return {key: _computed(item, service, predictor) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_computed(item, service, predictor) for item in value]
+    return value
 
 
 def _generic_operation(path: str, method: str, handler: Callable[..., object]) -> dict[str, object]:
@@ -266,16 +130,18 @@ def build_document(service: Service, predictor: Predictor) -> dict[str, object]:
     """Build the OpenAPI 3.1 document for every route of `service`, for `predictor`'s model."""
     manifest = predictor.manifest
     secured = service.settings.api_key is not None
-    known = _known_operations(service, predictor)
+    declared = {(r.path, m): r for r in service.declared_routes for m in r.methods}
     paths: dict[str, dict[str, object]] = {}
     for path, methods in service.routes.items():
         item: dict[str, object] = {}
         for method, handler in methods.items():
-            found = known.get(path, {}).get(method.lower())
-            if isinstance(found, dict):
-                operation = dict(found)
-            else:
+            route = declared.get((path, method))
+            operation = None if route is None else _declared_operation(route, service, predictor)
+            if operation is None:
                 operation = _generic_operation(path, method, handler)
+            elif "summary" not in operation:
+                summary = _generic_operation(path, method, handler)["summary"]
+                operation = {"summary": summary, **operation}
             operation["operationId"] = _operation_id(method, path)
             if secured:
                 responses = dict(cast(Mapping[str, object], operation["responses"]))
@@ -294,8 +160,6 @@ def build_document(service: Service, predictor: Predictor) -> dict[str, object]:
     schemas["Features"] = request_schema(manifest.features, forbid_extra=forbid_extra)
     schemas["Answer"] = answer_schema(manifest)
     schemas.update(v2_openapi.openapi_schemas(predictor))
-    max_rows = service.settings.max_batch_rows
-    schemas.update(columnar_schemas(predictor, max_rows=max_rows, forbid_extra=forbid_extra))
     document: dict[str, object] = {
         "openapi": "3.1.0",
         "info": {
@@ -324,12 +188,10 @@ def openapi_json(service: Service, request: Request) -> Response:
     key = (
         model_key(predictor),
         tuple((path, tuple(methods)) for path, methods in service.routes.items()),
+        tuple((route.path, route.handler) for route in service.declared_routes),
         settings.api_key is not None,
         settings.max_batch_rows,
         settings.extra_fields,
     )
     body = _documents.get(key, lambda: msgspec.json.encode(build_document(service, predictor)))
     return Response(200, body)
-
-
-ROUTES = {"/openapi.json": {"GET": openapi_json}}

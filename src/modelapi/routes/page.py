@@ -20,7 +20,7 @@ from modelapi.routes.openapi import RenderCache, example_row, model_key, range_h
 from modelapi.schema import Feature, listed_categories
 from modelapi.service import Request, Response, Service
 
-__all__ = ["ROUTES", "home_page", "render_page"]
+__all__ = ["home_page", "render_page"]
 
 _pages = RenderCache()
 # A category with at most this many (listed) categories is a dropdown; more are a text box.
@@ -41,6 +41,8 @@ input, select { font: inherit; padding: .45rem .6rem; border: 1px solid var(--li
 input:focus, select:focus { outline: 2px solid var(--accent); outline-offset: 1px; }
 .field small { color: var(--muted); font-size: .8rem; }
 .field .reason { color: #dc2626; }
+.field .warning { color: #b45309; }
+#caution { color: #b45309; margin: .5rem 0 0; }
 [aria-invalid="true"] { border-color: #dc2626; }
 .actions { grid-column: 1 / -1; display: flex; gap: .75rem; }
 button { font: inherit; padding: .55rem 1.2rem; border-radius: .4rem; cursor: pointer;
@@ -77,6 +79,32 @@ function clearReasons() {
   }
 }
 
+// A value outside the training range is answered, but the model never saw one like it.
+function outsideRange(feature) {
+  if (feature.min === undefined) return false;
+  const text = form.elements[feature.key].value.trim();
+  if (text === "") return false;
+  const value = Number(text);
+  return value < feature.min || value > feature.max;
+}
+
+function showRangeWarnings() {
+  const outside = [];
+  for (const feature of config.features) {
+    const warning = document.getElementById("warning-" + feature.key);
+    if (outsideRange(feature)) {
+      warning.textContent = "outside the training range " + feature.range
+        + ": the answer may not be reliable";
+      outside.push(feature.key);
+    } else {
+      warning.textContent = "";
+    }
+  }
+  return outside;
+}
+
+form.addEventListener("input", showRangeWarnings);
+
 function percent(p) {
   return (100 * p).toFixed(1) + " %";
 }
@@ -104,6 +132,12 @@ function showAnswer(answer, version) {
     probability.textContent = "";
   }
   document.getElementById("version").textContent = version ? "model " + version : "";
+  const outside = showRangeWarnings();
+  const caution = document.getElementById("caution");
+  caution.textContent = outside.length
+    ? "Outside the training range: " + outside.join(", ") + ". See the training report."
+    : "";
+  caution.hidden = outside.length === 0;
   result.hidden = false;
 }
 
@@ -128,6 +162,7 @@ document.getElementById("example").addEventListener("click", () => {
     const value = config.example[feature.key];
     form.elements[feature.key].value = value === undefined || value === null ? "" : String(value);
   }
+  showRangeWarnings();
 });
 
 form.addEventListener("submit", async (event) => {
@@ -227,7 +262,8 @@ def _field(feature: Feature) -> str:
     return (
         f'<div class="field"><label for="{key}">{label}</label>{control}'
         f'<small id="hint-{key}">{escape(", ".join(hint_words))}</small>'
-        f'<small class="reason" id="reason-{key}" aria-live="polite"></small></div>'
+        f'<small class="reason" id="reason-{key}" aria-live="polite"></small>'
+        f'<small class="warning" id="warning-{key}" aria-live="polite"></small></div>'
     )
 
 
@@ -263,6 +299,15 @@ def _category_control(
     )
 
 
+def _script_feature(feature: Feature) -> dict[str, object]:
+    """What the script knows of a feature: its key and type, and a number's training range
+    (already shown in its hint) to warn beside a value outside it."""
+    known: dict[str, object] = {"key": feature.key, "type": feature.type}
+    if feature.type in ("integer", "number") and feature.min is not None:
+        known.update(min=feature.min, max=feature.max, range=range_hint(feature))
+    return known
+
+
 def _json_for_script(value: object) -> str:
     # Inside <script> only "</" could end the element early; escaping <, > and & covers it.
     text = msgspec.json.encode(value).decode()
@@ -275,7 +320,7 @@ def render_page(manifest: Manifest) -> bytes:
     target = manifest.target
     target_label = _label(target.column, target.key)
     config = {
-        "features": [{"key": f.key, "type": f.type} for f in features],
+        "features": [_script_feature(f) for f in features],
         "example": example_row(features),
         "target": target.key,
         "target_label": target_label,
@@ -309,6 +354,7 @@ Fill in the fields and press Predict.</p>
 <p class="answer">{escape(target_label)}: <strong id="answer"></strong>
 <span id="probability"></span></p>
 <ul id="probabilities"></ul>
+<p id="caution" hidden></p>
 <small id="version"></small>
 </section>
 <section id="problem" role="alert" hidden>
@@ -331,6 +377,3 @@ def home_page(service: Service, request: Request) -> Response:
     predictor = service.predictor()
     body = _pages.get(model_key(predictor), lambda: render_page(predictor.manifest))
     return Response(200, body, "text/html; charset=utf-8", {"content-security-policy": _POLICY})
-
-
-ROUTES = {"/": {"GET": home_page}}

@@ -14,7 +14,7 @@ from pathlib import Path
 from modelapi.errors import NotFound
 from modelapi.service import Handler, Request, Response, Service
 
-__all__ = ["ROUTES", "asset", "docs_page", "initializer"]
+__all__ = ["asset", "bundle_script", "docs_page", "initializer", "stylesheet"]
 
 _HINT = "Swagger UI is not installed here: pip install 'modelapi[server]'"
 # Everything the page loads comes from this server; the styles Swagger UI sets inline and its
@@ -84,7 +84,9 @@ def docs_page(service: Service, request: Request) -> Response:
     return Response(200, _PAGE, "text/html; charset=utf-8", {"content-security-policy": _POLICY})
 
 
-def _asset_handler(name: str, content_type: str) -> Handler:
+def _asset_handler(name: str) -> Handler:
+    content_type = _ASSETS[name]
+
     def serve(service: Service, request: Request) -> Response:
         # The assets are versioned with the installed package, so clients may keep them a day.
         return Response(200, asset(name), content_type, {"cache-control": "max-age=86400"})
@@ -93,15 +95,12 @@ def _asset_handler(name: str, content_type: str) -> Handler:
     return serve
 
 
+stylesheet = _asset_handler("swagger-ui.css")
+bundle_script = _asset_handler("swagger-ui-bundle.js")
+
+
 def initializer(service: Service, request: Request) -> Response:
     """The script that starts Swagger UI on /openapi.json."""
     if _folder() is None:
         raise NotFound(_HINT)
     return Response(200, _INITIALIZER, "text/javascript; charset=utf-8")
-
-
-ROUTES = {
-    "/docs": {"GET": docs_page},
-    **{f"/docs/{name}": {"GET": _asset_handler(name, kind)} for name, kind in _ASSETS.items()},
-    "/docs/swagger-initializer.js": {"GET": initializer},
-}

@@ -27,7 +27,14 @@ from modelapi.routes.v2_tensors import (
 )
 from modelapi.service import Request, Response, Service, json_response, media_type
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "model_infer",
+    "model_metadata",
+    "model_ready",
+    "server_live",
+    "server_metadata",
+    "server_ready",
+]
 
 _JSON_TYPES = frozenset({"", "application/json", "application/x-www-form-urlencoded"})
 
@@ -116,13 +123,3 @@ def model_infer(service: Service, request: Request) -> Response:
     if infer.id is not None:
         body["id"] = infer.id
     return json_response(200, body, {"x-model-version": predictor.model_id})
-
-
-ROUTES = {
-    "/v2": {"GET": server_metadata},
-    "/v2/health/live": {"GET": server_live},
-    "/v2/health/ready": {"GET": server_ready},
-    "/v2/models/{name}": {"GET": model_metadata},
-    "/v2/models/{name}/ready": {"GET": model_ready},
-    "/v2/models/{name}/infer": {"POST": model_infer},
-}

@@ -1,35 +1,44 @@
-"""The OpenAPI path items and component schemas of the Open Inference Protocol V2 routes."""
+"""The model-dependent OpenAPI parts of the Open Inference Protocol V2 routes.
+
+The operations themselves are declared with the routes in `routes.ROUTES`; these are the
+`Computed` pieces they name, and the component schemas.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from modelapi.predictor import Predictor
 from modelapi.routes import v2
-from modelapi.routes.openapi_responses import error_refs, json_content, schema_ref, version_header
+from modelapi.routes.openapi_responses import schema_ref
+from modelapi.routes.openapi_schemas import example_row
 from modelapi.routes.v2_tensors import DATATYPES, PROBABILITIES, feature_datatype
 from modelapi.schema import Feature
+from modelapi.service import Service
 
-__all__ = ["openapi_paths", "openapi_schemas"]
-
-
-def _ok(description: str, schema: Mapping[str, object], versioned: bool) -> dict[str, object]:
-    response: dict[str, object] = {"description": description, "content": json_content(schema)}
-    if versioned:
-        response["headers"] = version_header()
-    return response
+__all__ = ["infer_description", "infer_request_body", "name_parameters", "openapi_schemas"]
 
 
-def openapi_paths(predictor: Predictor, example: dict[str, object]) -> dict[str, dict[str, object]]:
-    """The OpenAPI path items of these routes, with an infer example built from `example`."""
-    manifest = predictor.manifest
-    name_parameter: dict[str, object] = {
-        "name": "name",
-        "in": "path",
-        "required": True,
-        "description": "The model's name.",
-        "schema": {"type": "string", "enum": [manifest.name]},
-    }
+def infer_description(service: Service, predictor: Predictor) -> str | None:
+    """The description of the infer route: the protocol as this server speaks it."""
+    return v2.__doc__
+
+
+def name_parameters(service: Service, predictor: Predictor) -> list[dict[str, object]]:
+    """The `{name}` path parameter: the name of the one model served."""
+    return [
+        {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "description": "The model's name.",
+            "schema": {"type": "string", "enum": [predictor.manifest.name]},
+        }
+    ]
+
+
+def infer_request_body(service: Service, predictor: Predictor) -> dict[str, object]:
+    """The infer request body, with an example of one tensor per feature of the example row."""
+    features = predictor.manifest.features
+    example = example_row(features)
     infer_example = {
         "inputs": [
             {
@@ -38,75 +47,18 @@ def openapi_paths(predictor: Predictor, example: dict[str, object]) -> dict[str,
                 "datatype": feature_datatype(f),
                 "data": [_tensor_value(f, example.get(f.key))],
             }
-            for f in manifest.features
+            for f in features
             if example.get(f.key) is not None
         ]
     }
-    flag = {"type": "object", "properties": {"live": {"type": "boolean"}}}
-    ready = {"type": "object", "properties": {"ready": {"type": "boolean"}}, "required": ["ready"]}
-    model_ready = {**ready, "required": ["name", "ready"]}
-    infer = _operation(
-        "Predict rows given as one tensor per feature",
-        {"200": _ok("The output tensors.", schema_ref("InferenceResponse"), True)},
-        (400, 404, 413, 415, 422, 503),
-        description=v2.__doc__,
-        parameters=[name_parameter],
-        requestBody={
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": schema_ref("InferenceRequest"),
-                    "example": infer_example,
-                }
-            },
-        },
-    )
     return {
-        "/v2": {
-            "get": _operation(
-                "Server metadata", {"200": _ok("Metadata.", schema_ref("ServerMetadata"), False)}
-            )
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": schema_ref("InferenceRequest"),
+                "example": infer_example,
+            }
         },
-        "/v2/health/live": {
-            "get": _operation("Liveness", {"200": _ok("The server is live.", flag, False)})
-        },
-        "/v2/health/ready": {
-            "get": _operation(
-                "Readiness: a model is loaded", {"200": _ok("Ready.", ready, False)}, (503,)
-            )
-        },
-        "/v2/models/{name}": {
-            "get": _operation(
-                "Model metadata: input and output tensors",
-                {"200": _ok("Model metadata.", schema_ref("ModelMetadata"), True)},
-                (404, 503),
-                parameters=[name_parameter],
-            )
-        },
-        "/v2/models/{name}/ready": {
-            "get": _operation(
-                "Model readiness",
-                {"200": _ok("The model is ready.", model_ready, True)},
-                (404, 503),
-                parameters=[name_parameter],
-            )
-        },
-        "/v2/models/{name}/infer": {"post": infer},
-    }
-
-
-def _operation(
-    summary: str,
-    responses: dict[str, object],
-    errors: tuple[int, ...] = (),
-    **extra: object,
-) -> dict[str, object]:
-    responses.update(error_refs(*errors))
-    return {
-        "summary": summary,
-        "tags": ["open inference protocol v2"],
-        **extra,
-        "responses": responses,
     }
 
 

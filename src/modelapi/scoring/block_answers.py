@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
+from modelapi.answers import PROBABILITY_DECIMALS
 from modelapi.errors import InvalidInput
 from modelapi.formats import Prediction
 from modelapi.formats.linear import LinearModel
@@ -175,7 +176,7 @@ class BlockAnswers:
         if answered.labels is None:
             prefix, end = self._prefixes[0], self._end
             return b"[" + prefix + texts.replace(b",", end + b"," + prefix) + end + b"]"
-        return b"[" + self._rows(answered.labels, texts.split(b","), b"", self._middle) + b"]"
+        return b"[" + self._rows(answered.labels, texts.split(b",")) + b"]"
 
     def csv(self, answered: Answered) -> bytes:
         """The CSV answer lines (no header), the rows of `AnswerEncoder.csv`."""
@@ -185,27 +186,49 @@ class BlockAnswers:
         numbers = answered.numbers
         if not numbers:
             return b""
+        np = self._np
+        found = np.asarray(numbers) if answered.array is None else answered.array
+        if answered.labels is not None:
+            return self._probability_rows(answered.labels, found)
         texts = _encode(numbers)[1:-1].split(b",")
         # csv.writer writes repr(): where msgspec's shortest text is spelled otherwise, use it.
-        np = self._np
-        size = np.abs(np.asarray(numbers) if answered.array is None else answered.array)
+        size = np.abs(found)
         for at in np.flatnonzero((size != 0) & ((size < _REPR_LOW) | (size >= _REPR_HIGH))):
             texts[at] = repr(numbers[at]).encode()
-        if answered.labels is None:
-            return b"\n".join(texts) + b"\n"
-        return self._rows(answered.labels, texts, b"csv", b",")
+        return b"\n".join(texts) + b"\n"
 
-    def _rows(self, labels: list[int], texts: list[bytes], kind: bytes, middle: bytes) -> bytes:
-        """Rows of `<label start> p0 <middle> p1 <end>`: JSON objects, or CSV lines."""
+    def _probability_rows(self, labels: list[int], pairs: Floats) -> bytes:
+        """`label,p0,p1` lines, the probabilities as `format_probability` writes them.
+
+        rint(p * 1e15) is its arithmetic (round half to even, as `round`); adding 1e15 makes
+        every number 16 digits, so msgspec's text of them is a fixed-width matrix whose first
+        digit, less one, is the whole part.
+        """
+        np = self._np
         n = len(labels)
-        starts = self._cells if kind else self._prefixes
-        end, last = (b"\n", b"\n") if kind else (self._end + b",", self._end)
-        parts = [middle] * (5 * n)
-        parts[0::5] = list(map(starts.__getitem__, labels))
+        scaled = np.rint(pairs * 10.0**PROBABILITY_DECIMALS).astype(np.int64) + 10**15
+        digits = np.frombuffer(_encode(scaled.tolist())[1:-1] + b",", dtype=np.uint8)
+        digits = digits.reshape(2 * n, 17)
+        text = np.empty((2 * n, 18), dtype=np.uint8)
+        text[:, 0] = digits[:, 0] - 1
+        text[:, 1] = ord(".")
+        text[:, 2:] = digits[:, 1:]
+        text[1::2, 17] = ord("\n")
+        lines = text.reshape(n, 36).view("S36").ravel().tolist()
+        parts = [b""] * (2 * n)
+        parts[0::2] = list(map(self._cells.__getitem__, labels))
+        parts[1::2] = lines
+        return b"".join(parts)
+
+    def _rows(self, labels: list[int], texts: list[bytes]) -> bytes:
+        """JSON objects `<prefix of the label> p0 <middle> p1 <end>`, comma-separated."""
+        n = len(labels)
+        parts = [self._middle] * (5 * n)
+        parts[0::5] = list(map(self._prefixes.__getitem__, labels))
         parts[1::5] = texts[0::2]
         parts[3::5] = texts[1::2]
-        parts[4::5] = [end] * n
-        parts[-1] = last
+        parts[4::5] = [self._end + b","] * n
+        parts[-1] = self._end
         return b"".join(parts)
 
     def _writes_as_encoder(self) -> bool:

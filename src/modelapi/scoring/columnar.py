@@ -12,15 +12,19 @@ cells and the like go to the record path. The decision function is the model's o
 (`LinearModel.decision`, applied to a row of columns), so it is bit-for-bit the one that
 answers single rows. A `pipeline.json` model with numeric inputs is scored here too, by its
 numpy evaluator (`modelapi.formats.pipeline.vectorised`): the same outputs as its compiled
-code, with numpy's exp for the logistic and softmax functions.
+code, with its exp and softmax applied by the compiled code's own functions. The linear
+model's logistic and softmax use math.exp and math.fsum as `LinearModel` does, so the written
+digits are the same whichever path answers a row.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from modelapi.answers import PROBABILITY_DECIMALS, format_probability
 from modelapi.formats.linear import LinearModel
 from modelapi.formats.pipeline import PipelineModel
 from modelapi.schema import Feature
@@ -43,8 +47,6 @@ __all__ = [
     "format_probability",
 ]
 
-# Probabilities are written with this many decimals by every path of `modelapi predict`.
-PROBABILITY_DECIMALS = 15
 _MAX_DIGITS = 15
 _MAX_CELL_CHARS = 17  # sign, 15 digits, dot
 _PROBABILITY_CHARS = 2 + PROBABILITY_DECIMALS
@@ -341,14 +343,24 @@ class _LinearBlock:
             return None, [z[:, 0]]
         if z.shape[1] == 1:
             score = z[:, 0]
-            # Same split by sign as LinearModel's expit, so exp never overflows.
-            e = np.exp(-np.abs(score))
+            # Same split by sign as LinearModel's expit, so exp never overflows. exp is
+            # math.exp, as there: numpy's differs from it in the last bit for some values.
+            e = _math_exp(np, -np.abs(score))
             p1 = np.where(score >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
             return (score > 0).astype(np.int64), [1.0 - p1, p1]
+        # LinearModel's softmax: math.exp, then an exactly rounded sum (math.fsum) per row.
         top = z.max(axis=1, keepdims=True)
-        exps = np.exp(z - top)
-        probs = exps / exps.sum(axis=1, keepdims=True)
+        exps = _math_exp(np, z - top)
+        total = np.fromiter(map(math.fsum, exps.tolist()), np.float64, n_rows)
+        probs = exps / total[:, None]
         return np.argmax(z, axis=1), list(probs.T)
+
+
+def _math_exp(np: ModuleType, values: Floats) -> Floats:
+    """math.exp of every value (about 70 ns each, against 1 for numpy's own exp)."""
+    flat = np.fromiter(map(math.exp, values.ravel().tolist()), np.float64, values.size)
+    result: Floats = flat.reshape(values.shape)
+    return result
 
 
 def _shifted_sum(
@@ -384,13 +396,6 @@ def _four_digits(numpy: ModuleType) -> Words:
     table[:, :4] = numpy.arange(10_000)[:, None] // places % 10 + _ZERO
     words: Words = table.view("<u8").ravel()
     return words
-
-
-def format_probability(p: float) -> str:
-    """A probability as the answer CSV writes it: 15 decimals, `0.123456789012345`."""
-    scaled = round(p * 10.0**PROBABILITY_DECIMALS)
-    whole, frac = divmod(scaled, 10**PROBABILITY_DECIMALS)
-    return f"{whole}.{frac:0{PROBABILITY_DECIMALS}d}"
 
 
 def _cell(text: str) -> str:

@@ -4,7 +4,7 @@ Both find the features in the file's header with the server's own header rule
 (`FeatureTable.columns`; other columns are carried through), validate exactly as the server
 does (the model's `FeatureTable.parse_record`, or the server itself) and write the same
 answer cells: the label as text, probabilities with 15
-decimals (`modelapi.scoring.columnar.format_probability`), regression values as Python's shortest
+decimals (`modelapi.answers.format_probability`), regression values as Python's shortest
 round-trip text. The answer columns are `modelapi.answers.answer_columns`.
 """
 
@@ -16,13 +16,13 @@ import io
 import re
 from collections.abc import Callable, Sequence
 
-from modelapi.answers import answer_columns
+from modelapi.answers import answer_columns, format_probability
 from modelapi.bundle import Manifest
 from modelapi.errors import FieldError, InvalidInput, PayloadTooLarge, ServerError
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature, FeatureTable, Row
-from modelapi.scoring.columnar import ColumnarScorer, block_model, format_probability
+from modelapi.scoring.columnar import ColumnarScorer, block_model
 from modelapi.scoring.stream import Record, Scored, csv_line
 
 __all__ = [
