@@ -929,6 +929,105 @@ FORBID_EXTRA_CASES: tuple[Case, ...] = (
     ),
 )
 
+# ---- MLflow bodies and /invocations -----------------------------------------------------
+
+
+def predictions(*rows: tuple[float, ...], ignored: str | None = None) -> Expect:
+    """`{"predictions": [...]}` answering these rows as the array-of-objects body does."""
+    predictor = _predictor()
+    answers = [answer(predictor, p) for p in predictor.predict([list(r) for r in rows])]
+
+    def expect(answer_: Answer) -> None:
+        _, headers, body = answer_
+        assert _json(body) == {"predictions": answers}
+        assert headers.get("content-type") == "application/json"
+        assert headers.get("x-model-version") == "diabetes:1"
+        assert headers.get("x-ignored-fields") == ignored
+
+    return expect
+
+
+def _csv_lines(answer_: Answer) -> None:
+    _, headers, body = answer_
+    assert headers.get("content-type", "").startswith("text/csv")
+    expected = _predictor().predict([list(EXAMPLE_ROW), list(CONTRACT_ROW)])
+    lines = body.decode().splitlines()
+    assert [line.split(",") for line in lines] == [
+        [str(label), *map(format_probability, probs or ())] for label, probs in expected
+    ]
+
+
+_ROWS = [list(EXAMPLE_ROW), list(CONTRACT_ROW)]
+_SPLIT = {"dataframe_split": {"columns": list(COLUMNS), "data": _ROWS}}
+_I = "/invocations"
+_JSON_TYPE = {"content-type": "application/json"}
+COLUMNAR_CASES: tuple[Case, ...] = (
+    Case("split-form", "POST", _P, 200, predictions(EXAMPLE_ROW, CONTRACT_ROW), body(_SPLIT)),
+    Case(
+        "records-params",
+        "POST",
+        _P,
+        200,
+        predictions(EXAMPLE_ROW, ignored="params"),
+        body({"dataframe_records": [obj()], "params": {}}),
+        {"content-type": "application/json"},
+    ),
+    Case(
+        "invocations-instances",
+        "POST",
+        _I,
+        200,
+        predictions(EXAMPLE_ROW, CONTRACT_ROW),
+        body({"instances": _ROWS}),
+        _JSON_TYPE,
+    ),
+    Case(
+        "invocations-csv-lines",
+        "POST",
+        _I,
+        200,
+        _csv_lines,
+        _CSV_BODY.partition(b"\n")[2],
+        {"content-type": CSV},
+    ),
+    Case("invocations-csv-header", "POST", _I, 200, _csv_answer, _CSV_BODY, {"content-type": CSV}),
+    Case(
+        "split-missing-column",
+        "POST",
+        _P,
+        422,
+        error("invalid_input", "dataframe_split.columns"),
+        body({"dataframe_split": {"columns": list(COLUMNS[1:]), "data": [[1] * 7]}}),
+    ),
+    Case(
+        "split-bad-value",
+        "POST",
+        _P,
+        422,
+        error("invalid_input", "dataframe_split.data[0].glucose"),
+        body(
+            {"dataframe_split": {"columns": list(COLUMNS), "data": [[1, MARKER + "x", *[1] * 6]]}}
+        ),
+    ),
+    Case(
+        "split-too-many-rows",
+        "POST",
+        _P,
+        413,
+        error("payload_too_large", "body"),
+        body({"dataframe_split": {"columns": list(COLUMNS), "data": [[1] * 8] * (_MAX_ROWS + 1)}}),
+    ),
+    Case(
+        "invocations-csv-lines-bad",
+        "POST",
+        _I,
+        422,
+        error("invalid_input", "[0]"),
+        b"1,2,3\n",
+        {"content-type": CSV},
+    ),
+)
+
 _LIMITS = {"max_body_bytes": _MAX_BODY, "max_batch_rows": _MAX_ROWS}
 
 SETUPS: tuple[Setup, ...] = (
@@ -946,4 +1045,5 @@ SETUPS: tuple[Setup, ...] = (
         ANSWER_CAP_CASES,
     ),
     Setup("forbid-extra", {**_LIMITS, "extra_fields": "forbid"}, FORBID_EXTRA_CASES),
+    Setup("columnar", _LIMITS, COLUMNAR_CASES),
 )

@@ -229,6 +229,18 @@ class FeatureTable:
             raise InvalidInput.of(errors)
         return row
 
+    def parse_into(
+        self,
+        payload: object,
+        where: str,
+        errors: list[FieldError],
+        *,
+        ignored: IgnoredFields | None = None,
+        forbid_extra: bool = False,
+    ) -> Row:
+        """Validate one JSON object whose fields are named `<where><key>`; append problems."""
+        return self._parse(payload, where, errors, ignored, forbid_extra)
+
     def parse_rows(
         self,
         payload: object,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
+from modelapi.columnar_bodies import mlflow_answer
 from modelapi.config import Settings
 from modelapi.errors import (
     INTERNAL_ERROR,
@@ -258,7 +259,7 @@ class Service:
         return Response(200, b'{"ping": "pong"}')
 
     def predict(self, request: Request) -> Response:
-        """Predict one JSON object, a JSON array of objects, or a CSV body."""
+        """Predict one JSON object, a JSON array of objects, an MLflow body, or a CSV body."""
         max_rows = self.settings.max_batch_rows
         if len(request.body) > self.settings.max_body_bytes:
             raise PayloadTooLarge("body", f"must be at most {self.settings.max_body_bytes} bytes")
@@ -284,6 +285,12 @@ class Service:
             _check_row_count(decoded, max_rows)
             rows, is_batch = predictor.features.rows_of(decoded)
             headers = _version_header(predictor)
+        elif answer := mlflow_answer(
+            predictor, request.body, max_rows=max_rows, forbid_extra=self._forbid_extra()
+        ):
+            if self.metrics is not None:
+                self.metrics.count_predictions(answer.predictions())
+            return Response(200, answer.body, JSON, _answer_headers(predictor, answer.ignored))
         else:
             try:
                 payload = _decode(request.body)

@@ -22,7 +22,9 @@ __all__ = ["PACKAGE_ROOT", "module_file", "runtime_modules"]
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _ENTRY_MODULES = ("modelapi.aws_lambda", "modelapi.store.local", "modelapi.store.s3")
 # Reached only through lazy imports that serving never runs (`modelapi.train()`, the CLI and
-# `modelapi.Client`): the training stack and the client are never packaged.
+# `modelapi.Client`): the training stack and the client are never packaged. pipeline.json's
+# numpy evaluator is reached only from the numpy block paths (`modelapi.scoring`), and a
+# Lambda package has no numpy.
 _NEVER_PACKAGED = (
     "modelapi.client",
     "modelapi.cli",
@@ -30,6 +32,7 @@ _NEVER_PACKAGED = (
     "modelapi.scoring",
     "modelapi.training",
     "modelapi.formats.skops",
+    "modelapi.formats.pipeline.vectorised",
 )
 _MODULE_NAME = re.compile(r"(modelapi(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?::[A-Za-z_][A-Za-z0-9_.]*)?")
 

@@ -60,6 +60,18 @@ _IGNORED_HEADER: dict[str, object] = {
         "schema": {"type": "string"},
     }
 }
+# One answer, an array of them, or an MLflow body's `{"predictions": [...]}`.
+_ANSWERS = [
+    schema_ref("Answer"),
+    {"type": "array", "items": schema_ref("Answer")},
+    {
+        "type": "object",
+        "title": "Predictions",
+        "properties": {"predictions": {"type": "array", "items": schema_ref("Answer")}},
+        "required": ["predictions"],
+        "additionalProperties": False,
+    },
+]
 _V2_TAGS = ["open inference protocol v2"]
 _V2_NAME = Computed("modelapi.routes.v2_openapi:name_parameters")
 
@@ -127,22 +139,37 @@ ROUTES: tuple[Route, ...] = (
         methods=("POST",),
         operation={
             "summary": "Predict one row, a batch of rows, or a CSV file",
-            "description": Computed("modelapi.routes.openapi:predict_description"),
+            "description": Computed("modelapi.routes.columnar_openapi:predict_description"),
             "tags": ["prediction"],
-            "requestBody": Computed("modelapi.routes.openapi:predict_request_body"),
+            "requestBody": Computed("modelapi.routes.columnar_openapi:predict_request_body"),
             "responses": {
                 "200": {
                     "description": "The answer, or one answer per row in order.",
                     "headers": {**version_header(), **_IGNORED_HEADER},
                     "content": {
-                        "application/json": {
-                            "schema": {
-                                "oneOf": [
-                                    schema_ref("Answer"),
-                                    {"type": "array", "items": schema_ref("Answer")},
-                                ]
-                            }
-                        },
+                        "application/json": {"schema": {"oneOf": _ANSWERS}},
+                        "text/csv": {"schema": _TEXT},
+                    },
+                },
+                **error_refs(400, 413, 415, 422, 503),
+            },
+        },
+    ),
+    Route(
+        path="/invocations",
+        handler="modelapi.invocations:invocations",
+        methods=("POST",),
+        operation={
+            "summary": "Predict as SageMaker and MLflow call a model container",
+            "description": Computed("modelapi.routes.columnar_openapi:invocations_description"),
+            "tags": ["prediction"],
+            "requestBody": Computed("modelapi.routes.columnar_openapi:invocations_request_body"),
+            "responses": {
+                "200": {
+                    "description": "The answer, or one answer per row (or line) in order.",
+                    "headers": {**version_header(), **_IGNORED_HEADER},
+                    "content": {
+                        "application/json": {"schema": {"oneOf": _ANSWERS}},
                         "text/csv": {"schema": _TEXT},
                     },
                 },

@@ -152,6 +152,10 @@ class ColumnarScorer:
             start = end
         return b"".join(written)
 
+    def values(self, block: bytes) -> Floats | None:
+        """Features in order, a row per `\\n`-ended line; None for a cell read elsewhere."""
+        return self._parse(self._np.frombuffer(block, dtype=self._np.uint8))
+
     def _parse(self, buf: Bytes) -> Floats | None:
         np = self._np
         is_newline = buf == _NEWLINE
@@ -365,15 +369,8 @@ def _shifted_sum(
     """`low[i] + high[i - shift] * base**shift` (0 where i < shift), in the narrowest unsigned
     type that holds `n_places` places of `base`."""
     bits = (base**n_places - 1).bit_length()
-    dtype = (
-        numpy.uint8
-        if bits <= 8
-        else numpy.uint16
-        if bits <= 16
-        else numpy.uint32
-        if bits <= 32
-        else numpy.uint64
-    )
+    kinds = ((8, numpy.uint8), (16, numpy.uint16), (32, numpy.uint32))
+    dtype = next((kind for size, kind in kinds if bits <= size), numpy.uint64)
     out: UInts = low.astype(dtype)
     if shift < out.size:
         # Cast first: a ufunc casting on the fly is many times slower than a plain copy.
