@@ -12,13 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelapi.answers import answer_columns
+from modelapi.answers import answer_columns, format_probability
 from modelapi.client import ServerError
 from modelapi.errors import InvalidInput, PayloadTooLarge
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import OUT_OF_RANGE, Predictor
 from modelapi.schema import Feature
-from modelapi.scoring.columnar import format_probability
 from modelapi.scoring.scorers import LocalScorer, RemoteScorer
 from modelapi.scoring.stream import score_csv
 from tests.http.toy_models import toy_predictor

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from modelapi.answers import PROBABILITY_DECIMALS, format_probability
+from modelapi.answers import PROBABILITY_DECIMALS
 from modelapi.formats.linear import LinearModel
 from modelapi.formats.pipeline import PipelineModel
 from modelapi.schema import Feature
@@ -39,13 +39,7 @@ if TYPE_CHECKING:
     Words = npt.NDArray[np.uint64]
     UInts = npt.NDArray[np.unsignedinteger[Any]]
 
-__all__ = [
-    "PROBABILITY_DECIMALS",
-    "BlockModel",
-    "ColumnarScorer",
-    "block_model",
-    "format_probability",
-]
+__all__ = ["BlockModel", "ColumnarScorer", "block_model"]
 
 _MAX_DIGITS = 15
 _MAX_CELL_CHARS = 17  # sign, 15 digits, dot
