@@ -7,6 +7,11 @@ command starts (the built-in model on port 8000, here a free port): the document
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,15 +29,33 @@ def _command_blocks(document: Path) -> list[Block]:
 
 
 @pytest.fixture
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server of this document alone (documents reuse bucket names)."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def s3_endpoint(tmp_path: Path) -> Iterator[str]:
+    """A moto S3 server of this document alone, in its own process: documents reuse bucket
+    names, and moto's state is shared by every server of one process."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]
+    log = (tmp_path / "moto.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "moto.log").read_text()
+                assert time.monotonic() < deadline, "moto did not start within 30 s"
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
