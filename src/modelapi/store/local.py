@@ -30,7 +30,7 @@ from modelapi.bundle import (
     write_bundle,
 )
 from modelapi.errors import BundleError, BundleNotFound, StoreError
-from modelapi.store import MAX_ALIAS_BYTES, check_complete, check_name, is_name
+from modelapi.store.base import MAX_ALIAS_BYTES, check_complete, check_name, is_name
 
 __all__ = ["LocalStore"]
 

@@ -40,7 +40,7 @@ from modelapi.bundle import (
     size_error,
 )
 from modelapi.errors import BundleError, BundleNotFound, ConfigError, ModelapiError, StoreError
-from modelapi.store import MAX_ALIAS_BYTES, check_complete, check_name, is_name
+from modelapi.store.base import MAX_ALIAS_BYTES, check_complete, check_name, is_name
 from modelapi.store.s3_errors import Where, error_code, store_error, too_slow
 from modelapi.store.s3_reader import S3Reader, settings_from_environment
 from modelapi.store.transport import DeadlinePassed, TooLarge
