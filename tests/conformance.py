@@ -27,7 +27,7 @@ import pytest
 from modelapi.answers import format_probability
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
-from tests.conftest import PIMA_EXAMPLE
+from tests.conftest import PIMA_COLUMNS, PIMA_EXAMPLE
 from tests.oracles import answer
 
 __all__ = [
@@ -61,16 +61,7 @@ KEYS = (
     "diabetes_pedigree_function",
     "age",
 )
-COLUMNS = (
-    "Pregnancies",
-    "Glucose",
-    "BloodPressure",
-    "SkinThickness",
-    "Insulin",
-    "BMI",
-    "DiabetesPedigreeFunction",
-    "Age",
-)
+COLUMNS = PIMA_COLUMNS
 EXAMPLE_ROW = (2, 148, 72, 35, 0, 33.6, 0.674, 22)
 CONTRACT_ROW = (6, 148, 72, 35, 0, 33.6, 0.627, 50)
 

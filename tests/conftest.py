@@ -22,6 +22,17 @@ LONG_TESTS_ENV = "MODELAPI_LONG_TESTS"
 # Set (to "1") to make a missing tool fail the tests that need it instead of skipping them (CI).
 REQUIRE_TOOLS_ENV = "MODELAPI_REQUIRE_TOOLS"
 # The exact Pima example body that existing clients send.
+# The Pima table's feature columns, in the file's order (the target, Outcome, follows them).
+PIMA_COLUMNS = (
+    "Pregnancies",
+    "Glucose",
+    "BloodPressure",
+    "SkinThickness",
+    "Insulin",
+    "BMI",
+    "DiabetesPedigreeFunction",
+    "Age",
+)
 PIMA_EXAMPLE = (
     b'{"pregnancies": 2, "glucose": 148, "blood_pressure": 72, "skin_thickness": 35,'
     b' "insulin": 0, "bmi": 33.6, "diabetes_pedigree_function": 0.674, "age": 22}'

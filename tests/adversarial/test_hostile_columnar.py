@@ -18,21 +18,13 @@ from modelapi.predictor import Predictor
 from modelapi.scoring import block_bodies
 from modelapi.service import MAX_ERROR_DETAILS, Request, Response, Service
 from modelapi.source import ModelSource
+from tests.conftest import PIMA_COLUMNS
 
 JSON = {"content-type": "application/json"}
 CSV = {"content-type": "text/csv"}
 # A value (never a name) that no answer may carry back.
 MARKER = "MARKER-7f3c-never-echoed"
-COLUMNS = [
-    "Pregnancies",
-    "Glucose",
-    "BloodPressure",
-    "SkinThickness",
-    "Insulin",
-    "BMI",
-    "DiabetesPedigreeFunction",
-    "Age",
-]
+COLUMNS = list(PIMA_COLUMNS)
 # Generous: the bodies below are answered in well under a second on two shared cores.
 _CPU_BUDGET_S = 20.0
 

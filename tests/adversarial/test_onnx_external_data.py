@@ -20,20 +20,12 @@ from modelapi.errors import BundleError
 from modelapi.formats.onnx import refuse_external_data
 from modelapi.predictor import Predictor
 from tests.adversarial.test_hostile_models import _with_files
+from tests.conftest import PIMA_COLUMNS
 
 onnx = pytest.importorskip("onnx")
 helper, TensorProto = onnx.helper, onnx.TensorProto
 
-COLUMNS = (
-    "Pregnancies",
-    "Glucose",
-    "BloodPressure",
-    "SkinThickness",
-    "Insulin",
-    "BMI",
-    "DiabetesPedigreeFunction",
-    "Age",
-)
+COLUMNS = PIMA_COLUMNS
 SECRET = ".aws/credentials"
 # What the secret file holds, read as two float32s: what a leaking graph would answer.
 LEAKED = (0.25, 0.75)

@@ -24,6 +24,7 @@ from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature
 from modelapi.scoring import block_bodies
+from tests.conftest import PIMA_COLUMNS
 from tests.http.toy_models import running_app
 from tests.linear_models import linear_predictor
 
@@ -37,16 +38,6 @@ NUMERIC_FEATURES = (
     Feature(column="A", key="a", type="number"),
     Feature(column="B", key="b", type="number"),
 )
-PIMA_COLUMNS = [
-    "Pregnancies",
-    "Glucose",
-    "BloodPressure",
-    "SkinThickness",
-    "Insulin",
-    "BMI",
-    "DiabetesPedigreeFunction",
-    "Age",
-]
 
 
 @pytest.fixture(params=["numpy", "pure Python"])

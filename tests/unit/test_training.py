@@ -21,20 +21,12 @@ from modelapi.predictor import Predictor
 from modelapi.training.data import load_dataset
 from modelapi.training.export import frame_rows
 from modelapi.training.workflow import TrainResult, default_name, make_estimator, train
+from tests.conftest import PIMA_COLUMNS
 from tests.unit.test_data import write_diabetes, write_penguins
 
 SAMPLE_ROW: list[float | str] = [6, 148, 72, 35, 0, 33.6, 0.627, 50]
 SMALL_FOREST = {"n_estimators": 15}
-COLUMNS = [
-    "Pregnancies",
-    "Glucose",
-    "BloodPressure",
-    "SkinThickness",
-    "Insulin",
-    "BMI",
-    "DiabetesPedigreeFunction",
-    "Age",
-]
+COLUMNS = list(PIMA_COLUMNS)
 
 
 @pytest.fixture(scope="session")
