@@ -53,14 +53,15 @@ def has_header(table: FeatureTable, body: bytes) -> bool:
 
     It does when a cell names a feature (JSON key or CSV name), and, for a model whose
     features are all numbers, when a cell is not a number (so the header errors name what is
-    missing). A line that is not UTF-8, or that a quote leaves open, is left to /predict's CSV.
+    missing). A line that is not UTF-8, that a quote leaves open or that the csv module
+    refuses (a lone carriage return inside it) is left to /predict's CSV, which names why.
     """
     first = body.split(b"\n", 1)[0].rstrip(b"\r")
     if first.count(b'"') % 2:
         return True
     try:
         cells = next(csv.reader([first.decode("utf-8")]), [])
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, csv.Error):
         return True
     if any(table.feature_named(cell) for cell in cells):
         return True

@@ -174,6 +174,8 @@ def test_wrong_types_get_a_named_4xx(
         b'1,1,1,1,1,1,1,"\n',
         b"1,1,1,1,1,1,1,1\n" * 20_000,
         b"\n" * 1_000_000,
+        "å\rÌ\U00059e44\U000d73c9\x96".encode(),  # a lone carriage return in the first line
+        b"1,1,1,1,1,1,1,1\n1,1\r1,1,1,1,1,1\n",
     ],
 )
 def test_hostile_csv_lines_get_a_named_4xx(
