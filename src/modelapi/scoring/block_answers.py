@@ -33,6 +33,7 @@ from modelapi.formats import Prediction
 from modelapi.formats.linear import LinearModel
 from modelapi.predictor import Predictor
 from modelapi.scoring.columnar import ColumnarScorer, block_model
+from modelapi.scoring.passes import line_passes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["Answered", "BlockAnswers"]
 
 _encode = msgspec.json.Encoder().encode
-# Bytes per parse: the arrays of a pass stay in cache (ColumnarScorer's own pass size).
-_PASS_BYTES = 128 * 1024
 # Scorers kept per model, one per (columns, positions) layout a client sends.
 _MAX_LAYOUTS = 16
 # Outside [1e-4, 1e16) msgspec writes 0.00001 and 1e16 where repr writes 1e-05 and 1e+16.
@@ -114,20 +113,14 @@ class BlockAnswers:
             scorer = ColumnarScorer(self._np, block, self._features, n_columns, positions)
             self._scorers[layout] = scorer
         parts = []
-        start = 0
-        while start < len(lines):
-            end = (
-                lines.rfind(b"\n", start, start + _PASS_BYTES) + 1
-                or lines.find(b"\n", start + _PASS_BYTES) + 1
-            )
-            if end <= start:
-                return None
+        covered = 0
+        for start, end in line_passes(lines):
             found = scorer.values(lines[start:end])
             if found is None:
                 return None
             parts.append(found)
-            start = end
-        if not parts:
+            covered = end
+        if covered != len(lines) or not parts:
             return None
         values: Floats = parts[0] if len(parts) == 1 else self._np.concatenate(parts)
         return values

@@ -28,6 +28,7 @@ from modelapi.answers import PROBABILITY_DECIMALS
 from modelapi.formats.linear import LinearModel
 from modelapi.formats.pipeline import PipelineModel
 from modelapi.schema import Feature
+from modelapi.scoring.passes import line_passes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +47,6 @@ _MAX_CELL_CHARS = 17  # sign, 15 digits, dot
 _PROBABILITY_CHARS = 2 + PROBABILITY_DECIMALS
 _ROOM = ord("?")  # a character of an answer template that is written per row
 _EXACT_LIMIT = float(2**53)
-_PASS_BYTES = 128 * 1024
 _COMMA, _NEWLINE, _DOT, _PLUS, _MINUS, _ZERO = 44, 10, 46, 43, 45, 48
 
 
@@ -130,21 +130,15 @@ class ColumnarScorer:
         np = self._np
         buf = np.frombuffer(block, dtype=np.uint8)
         written = []
-        start = 0
-        # Passes of about _PASS_BYTES keep every array small: cache-resident, and reused by
-        # the allocator instead of mapped and faulted in afresh.
-        while start < len(block):
-            end = (
-                block.rfind(b"\n", start, start + _PASS_BYTES) + 1
-                or block.find(b"\n", start + _PASS_BYTES) + 1
-            )
+        covered = 0
+        for start, end in line_passes(block):
             parsed = self._parse(buf[start:end])
             predicted = None if parsed is None else self._model.columns(parsed)
             if predicted is None:
                 return None
             written.append(self._write(block[start:end], *predicted))
-            start = end
-        return b"".join(written)
+            covered = end
+        return b"".join(written) if covered == len(block) else None
 
     def values(self, block: bytes) -> Floats | None:
         """Features in order, a row per `\\n`-ended line; None for a cell read elsewhere."""
