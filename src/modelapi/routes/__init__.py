@@ -76,6 +76,29 @@ _V2_TAGS = ["open inference protocol v2"]
 _V2_NAME = Computed("modelapi.routes.v2_openapi:name_parameters")
 
 
+def _prediction(summary: str, name: str, answered: str) -> dict[str, object]:
+    """The operation of a predicting route: its body and description are built by
+    `routes.columnar_openapi`'s `NAME_request_body` and `NAME_description`."""
+    built = "modelapi.routes.columnar_openapi:" + name
+    return {
+        "summary": summary,
+        "description": Computed(built + "_description"),
+        "tags": ["prediction"],
+        "requestBody": Computed(built + "_request_body"),
+        "responses": {
+            "200": {
+                "description": answered,
+                "headers": {**version_header(), **_IGNORED_HEADER},
+                "content": {
+                    "application/json": {"schema": {"oneOf": _ANSWERS}},
+                    "text/csv": {"schema": _TEXT},
+                },
+            },
+            **error_refs(400, 413, 415, 422, 503),
+        },
+    }
+
+
 def _html(summary: str, *errors: int) -> dict[str, object]:
     return {
         "summary": summary,
@@ -137,45 +160,21 @@ ROUTES: tuple[Route, ...] = (
         path="/predict",
         handler="modelapi.service:Service.predict",
         methods=("POST",),
-        operation={
-            "summary": "Predict one row, a batch of rows, or a CSV file",
-            "description": Computed("modelapi.routes.columnar_openapi:predict_description"),
-            "tags": ["prediction"],
-            "requestBody": Computed("modelapi.routes.columnar_openapi:predict_request_body"),
-            "responses": {
-                "200": {
-                    "description": "The answer, or one answer per row in order.",
-                    "headers": {**version_header(), **_IGNORED_HEADER},
-                    "content": {
-                        "application/json": {"schema": {"oneOf": _ANSWERS}},
-                        "text/csv": {"schema": _TEXT},
-                    },
-                },
-                **error_refs(400, 413, 415, 422, 503),
-            },
-        },
+        operation=_prediction(
+            "Predict one row, a batch of rows, or a CSV file",
+            "predict",
+            "The answer, or one answer per row in order.",
+        ),
     ),
     Route(
         path="/invocations",
         handler="modelapi.invocations:invocations",
         methods=("POST",),
-        operation={
-            "summary": "Predict as SageMaker and MLflow call a model container",
-            "description": Computed("modelapi.routes.columnar_openapi:invocations_description"),
-            "tags": ["prediction"],
-            "requestBody": Computed("modelapi.routes.columnar_openapi:invocations_request_body"),
-            "responses": {
-                "200": {
-                    "description": "The answer, or one answer per row (or line) in order.",
-                    "headers": {**version_header(), **_IGNORED_HEADER},
-                    "content": {
-                        "application/json": {"schema": {"oneOf": _ANSWERS}},
-                        "text/csv": {"schema": _TEXT},
-                    },
-                },
-                **error_refs(400, 413, 415, 422, 503),
-            },
-        },
+        operation=_prediction(
+            "Predict as SageMaker and MLflow call a model container",
+            "invocations",
+            "The answer, or one answer per row (or line) in order.",
+        ),
     ),
     Route(
         path="/health",
