@@ -76,15 +76,17 @@ _V2_TAGS = ["open inference protocol v2"]
 _V2_NAME = Computed("modelapi.routes.v2_openapi:name_parameters")
 
 
-def _prediction(summary: str, name: str, answered: str) -> dict[str, object]:
-    """The operation of a predicting route: its body and description are built by
-    `routes.columnar_openapi`'s `NAME_request_body` and `NAME_description`."""
-    built = "modelapi.routes.columnar_openapi:" + name
+def _prediction(
+    summary: str, description: str, request_body: str, answered: str
+) -> dict[str, object]:
+    """The operation of a predicting route; its description and body are built for the model
+    by the `"module:function"` named (written whole: the Lambda packaging finds the module
+    by such names)."""
     return {
         "summary": summary,
-        "description": Computed(built + "_description"),
+        "description": Computed(description),
         "tags": ["prediction"],
-        "requestBody": Computed(built + "_request_body"),
+        "requestBody": Computed(request_body),
         "responses": {
             "200": {
                 "description": answered,
@@ -162,7 +164,8 @@ ROUTES: tuple[Route, ...] = (
         methods=("POST",),
         operation=_prediction(
             "Predict one row, a batch of rows, or a CSV file",
-            "predict",
+            "modelapi.routes.columnar_openapi:predict_description",
+            "modelapi.routes.columnar_openapi:predict_request_body",
             "The answer, or one answer per row in order.",
         ),
     ),
@@ -172,7 +175,8 @@ ROUTES: tuple[Route, ...] = (
         methods=("POST",),
         operation=_prediction(
             "Predict as SageMaker and MLflow call a model container",
-            "invocations",
+            "modelapi.routes.columnar_openapi:invocations_description",
+            "modelapi.routes.columnar_openapi:invocations_request_body",
             "The answer, or one answer per row (or line) in order.",
         ),
     ),
