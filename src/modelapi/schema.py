@@ -270,28 +270,6 @@ class FeatureTable:
         cells = {name: None if text in MISSING_CELLS else text for name, text in record.items()}
         return self._parse(cells, where, errors, None, False)
 
-    def columns(
-        self, header: Sequence[str], *, forbid_extra: bool = False, fix: str = ""
-    ) -> Columns:
-        """Find each feature in a CSV header: `modelapi.csv_rows.header_columns`."""
-        from modelapi.csv_rows import header_columns
-
-        return header_columns(self, header, forbid_extra=forbid_extra, fix=fix)
-
-    def parse_csv(
-        self,
-        body: bytes,
-        max_rows: int,
-        *,
-        ignored: IgnoredFields | None = None,
-        forbid_extra: bool = False,
-    ) -> list[Row]:
-        """Validate a CSV body (header row + rows): `modelapi.csv_rows.parse_csv`."""
-        # Imported here: a JSON body, the usual one, never needs CSV (cold start).
-        from modelapi.csv_rows import parse_csv
-
-        return parse_csv(self, body, max_rows, ignored=ignored, forbid_extra=forbid_extra)
-
     def _parse(
         self,
         payload: object,

@@ -269,8 +269,15 @@ class Service:
         predictor = self.predictor()
         if kind in _CSV_TYPES:
             ignored = IgnoredFields()
-            rows = predictor.features.parse_csv(
-                request.body, max_rows, ignored=ignored, forbid_extra=self._forbid_extra()
+            # Imported here: a JSON body, the usual one, never needs CSV (cold start).
+            from modelapi.csv_rows import parse_csv
+
+            rows = parse_csv(
+                predictor.features,
+                request.body,
+                max_rows,
+                ignored=ignored,
+                forbid_extra=self._forbid_extra(),
             )
             predictions = predictor.predict(rows)
             self._count(predictions)

@@ -12,6 +12,7 @@ import pytest
 
 from modelapi import Client
 from modelapi.config import Settings
+from modelapi.csv_rows import parse_csv
 from modelapi.errors import (
     FieldError,
     InvalidInput,
@@ -108,7 +109,7 @@ def _pima_rows(pima_csv: Path, n: int) -> pd.DataFrame:
 
 def _in_process(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
     body = frame.to_csv(index=False).encode()
-    answer = predictor.answers.csv(predictor.predict(predictor.features.parse_csv(body, 10**6)))
+    answer = predictor.answers.csv(predictor.predict(parse_csv(predictor.features, body, 10**6)))
     return pd.read_csv(io.BytesIO(answer)).set_index(frame.index)
 
 
@@ -151,7 +152,7 @@ def test_a_long_csv_body_goes_in_pieces_with_one_answer(
     with Client(open_url, batch_rows=50) as client:
         answer = client.predict_csv(body, progress=False)
     whole = pima_predictor.answers.csv(
-        pima_predictor.predict(pima_predictor.features.parse_csv(body, 10**6))
+        pima_predictor.predict(parse_csv(pima_predictor.features, body, 10**6))
     )
     assert answer == whole
 

@@ -8,6 +8,7 @@ import io
 import pytest
 
 from modelapi.answers import answer_columns
+from modelapi.csv_rows import parse_csv
 from modelapi.errors import InvalidInput
 from modelapi.predictor import OUT_OF_RANGE, Predictor
 from modelapi.scoring.columnar import ColumnarScorer
@@ -34,7 +35,7 @@ def _score(
 
     def post(body: bytes) -> bytes:
         # The server's own CSV path, as Service.predict runs it.
-        rows = predictor.features.parse_csv(body, 1000)
+        rows = parse_csv(predictor.features, body, 1000)
         return predictor.answers.csv(predictor.predict(rows))
 
     def scorer_for(header: list[str]) -> tuple[BlockScorer, list[str]]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from modelapi.csv_rows import header_columns, parse_csv
 from modelapi.errors import FieldError, InvalidInput
 from modelapi.schema import (
     MAX_LISTED_CATEGORIES,
@@ -129,7 +130,7 @@ def test_csv_cells_pandas_reads_as_missing_are_missing() -> None:
 
     assert frozenset(STR_NA_VALUES) == MISSING_CELLS
     body = b"Income,Calls,Autopay,Signup,Plan\n,1,True,,basic\nNA,2,no,2024-01-01,NaN\n"
-    assert TABLE.parse_csv(body, 10) == [
+    assert parse_csv(TABLE, body, 10) == [
         [None, 1.0, 1.0, None, "basic"],
         [None, 2.0, 0.0, 19723.0, None],
     ]
@@ -138,7 +139,7 @@ def test_csv_cells_pandas_reads_as_missing_are_missing() -> None:
 def test_a_csv_cell_missing_where_the_model_needs_it() -> None:
     body = b"Income,Calls,Autopay,Signup,Plan\n1,,True,,basic\n"
     with pytest.raises(InvalidInput) as info:
-        TABLE.parse_csv(body, 10)
+        parse_csv(TABLE, body, 10)
     assert info.value.details == (FieldError("[0].calls", "is missing"),)
 
 
@@ -194,18 +195,18 @@ def test_extra_fields_are_ignored_and_noted_or_forbidden() -> None:
 
 
 def test_one_header_rule_finds_features_and_refuses_a_row_of_numbers() -> None:
-    found = TABLE.columns(["id", "plan", "Signup", "Autopay", "calls", "Income", "Churn"])
+    found = header_columns(TABLE, ["id", "plan", "Signup", "Autopay", "calls", "Income", "Churn"])
     assert (found.positions, found.ignored) == ([5, 4, 3, 2, 1], ["id", "Churn"])
     with pytest.raises(InvalidInput) as info:
-        TABLE.columns(["6", "148", "72", "35.5", "0"], fix="pass --no-header")
+        header_columns(TABLE, ["6", "148", "72", "35.5", "0"], fix="pass --no-header")
     [detail] = info.value.details
     assert detail.field == "header"
     assert "holds only numbers" in detail.reason
     assert detail.reason.endswith("pass --no-header")
     numbered = FeatureTable([Feature(column="1", key="f_1", type="number")])
-    assert numbered.columns(["1"]).positions == [0]
+    assert header_columns(numbered, ["1"]).positions == [0]
     with pytest.raises(InvalidInput) as info:
-        TABLE.columns(["plan", "Plan", "id"], forbid_extra=True)
+        header_columns(TABLE, ["plan", "Plan", "id"], forbid_extra=True)
     reasons = [d.reason for d in info.value.details]
     assert "column id is not a feature of this model" in reasons
     assert "names plan twice; keep one column" in reasons

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from modelapi.answers import answer_columns, format_probability
 from modelapi.client import ServerError
+from modelapi.csv_rows import header_columns, parse_csv
 from modelapi.errors import InvalidInput, PayloadTooLarge
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import OUT_OF_RANGE, Predictor
@@ -299,7 +300,7 @@ def test_categorical_models_score_through_the_record_path() -> None:
 
 def test_the_header_rule_takes_csv_names_or_json_keys_and_ignores_the_rest() -> None:
     table = NUMERIC_MODELS["binary"][0].features
-    found = table.columns(["z", "extra", "Y val", "x"])
+    found = header_columns(table, ["z", "extra", "Y val", "x"])
     assert (found.positions, found.ignored) == ([3, 2, 0], ["extra"])
 
 
@@ -362,7 +363,7 @@ def test_remote_scoring_halves_requests_on_413_and_names_file_lines(extra_column
         if sizes[-1] > 3:
             raise PayloadTooLarge("body", "must hold at most 3 rows")
         # The server's own CSV path, as Service.predict runs it.
-        return predictor.answers.csv(predictor.predict(predictor.features.parse_csv(body, 3)))
+        return predictor.answers.csv(predictor.predict(parse_csv(predictor.features, body, 3)))
 
     remote = remote_run(predictor, data, post, request_rows=8)
     local = run(predictor, data, linear=None, chunk_rows=16)
@@ -450,7 +451,7 @@ def test_remote_scoring_sends_no_blank_rows() -> None:
 
     def post(body: bytes) -> bytes:
         assert b"\n\n" not in body
-        return predictor.answers.csv(predictor.predict(predictor.features.parse_csv(body, 100)))
+        return predictor.answers.csv(predictor.predict(parse_csv(predictor.features, body, 100)))
 
     data = b"X,Y val,Z\n1,2,3\n\n4,5,6\n"
     remote = remote_run(predictor, data, post, request_rows=8)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from modelapi.answers import answer_columns, format_probability
 from modelapi.bundle import Manifest
+from modelapi.csv_rows import header_columns
 from modelapi.errors import FieldError, InvalidInput, PayloadTooLarge, ServerError
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
@@ -92,7 +93,7 @@ class LocalScorer:
         self._predictor = predictor
         self._keys = [f.key for f in manifest.features]
         self._n_columns = len(header)
-        self._columns = predictor.features.columns(header, fix=header_fix).positions
+        self._columns = header_columns(predictor.features, header, fix=header_fix).positions
         self._is_classifier = manifest.classes is not None
         self._skip = skip_bad_lines
         self._columnar: ColumnarScorer | None = None
@@ -196,7 +197,7 @@ class RemoteScorer:
         self._is_classifier = manifest.classes is not None
         self._n_columns = len(header)
         table = FeatureTable(manifest.features)
-        self._columns = table.columns(header, fix=header_fix).positions
+        self._columns = header_columns(table, header, fix=header_fix).positions
         self._request_rows = request_rows
         self._skip = skip_bad_lines
         # A header of exactly the features lets plain blocks go out as they are.
