@@ -16,8 +16,8 @@ from typing import Literal, NamedTuple
 
 import msgspec
 
+from modelapi.bodies.typed_rows import typed_decoder, typed_field, typed_rows
 from modelapi.errors import FieldError, InvalidInput
-from modelapi.typed_rows import typed_decoder, typed_field, typed_rows
 from modelapi.values import (
     DATE_REASON,
     MISSING_CELLS,

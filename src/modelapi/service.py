@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
-from modelapi.columnar_bodies import mlflow_answer
+from modelapi.bodies.ignored_fields import IGNORED_FIELDS_HEADER, ignored_fields_value
+from modelapi.bodies.mlflow import mlflow_answer
 from modelapi.config import Settings
 from modelapi.errors import (
     INTERNAL_ERROR,
@@ -33,7 +34,6 @@ from modelapi.errors import (
     error_body,
 )
 from modelapi.formats import Prediction
-from modelapi.ignored_fields import IGNORED_FIELDS_HEADER, ignored_fields_value
 from modelapi.metrics import Metrics
 from modelapi.predictor import Predictor
 from modelapi.routes import ROUTES, Route
@@ -270,7 +270,7 @@ class Service:
         if kind in _CSV_TYPES:
             ignored = IgnoredFields()
             # Imported here: a JSON body, the usual one, never needs CSV (cold start).
-            from modelapi.csv_rows import parse_csv
+            from modelapi.bodies.csv_rows import parse_csv
 
             rows = parse_csv(
                 predictor.features,

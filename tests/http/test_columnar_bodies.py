@@ -17,8 +17,8 @@ import httpx
 import msgspec
 import pytest
 
-from modelapi import columnar_bodies
 from modelapi.app import App
+from modelapi.bodies import mlflow as mlflow_bodies
 from modelapi.bundle import Bundle
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
@@ -478,7 +478,7 @@ async def test_the_document_holds_the_mlflow_bodies_and_invocations(
     answers = predict["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
     assert any(option.get("title") == "Predictions" for option in answers)
     shapes = [body["title"] for body in mlflow["oneOf"]]
-    assert shapes == list(columnar_bodies.INPUT_KEYS)
+    assert shapes == list(mlflow_bodies.INPUT_KEYS)
     invocations = document["paths"]["/invocations"]["post"]
     csv_body = invocations["requestBody"]["content"]["text/csv"]
     header, headerless = (option["pattern"] for option in csv_body["schema"]["anyOf"])

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from modelapi import Client
+from modelapi.bodies.csv_rows import parse_csv
 from modelapi.config import Settings
-from modelapi.csv_rows import parse_csv
 from modelapi.errors import (
     FieldError,
     InvalidInput,

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from modelapi.answers import answer_columns
-from modelapi.csv_rows import parse_csv
+from modelapi.bodies.csv_rows import parse_csv
 from modelapi.errors import InvalidInput
 from modelapi.predictor import OUT_OF_RANGE, Predictor
 from modelapi.scoring.columnar import ColumnarScorer

@@ -113,9 +113,9 @@ def test_no_module_imports_itself_back() -> None:
 
 def test_lazy_imports_count_and_typing_only_ones_do_not() -> None:
     # service imports csv_rows inside a function; typed_rows names schema for typing only.
-    assert "modelapi.csv_rows" in imports_of("modelapi.service")
-    assert "modelapi.schema" in imports_of("modelapi.csv_rows")
-    assert "modelapi.schema" not in imports_of("modelapi.typed_rows")
+    assert "modelapi.bodies.csv_rows" in imports_of("modelapi.service")
+    assert "modelapi.schema" in imports_of("modelapi.bodies.csv_rows")
+    assert "modelapi.schema" not in imports_of("modelapi.bodies.typed_rows")
 
 
 def test_cycles_are_found() -> None:

@@ -21,7 +21,7 @@ _MODULES = (
     "modelapi.routes.swagger",
     "modelapi.routes.page",
     "modelapi.routes.v2",
-    "modelapi.invocations",
+    "modelapi.routes.invocations",
 )
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from modelapi.csv_rows import header_columns, parse_csv
+from modelapi.bodies.csv_rows import header_columns, parse_csv
 from modelapi.errors import FieldError, InvalidInput
 from modelapi.schema import (
     MAX_LISTED_CATEGORIES,

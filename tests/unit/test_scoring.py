@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelapi.answers import answer_columns, format_probability
+from modelapi.bodies.csv_rows import header_columns, parse_csv
 from modelapi.client import ServerError
-from modelapi.csv_rows import header_columns, parse_csv
 from modelapi.errors import InvalidInput, PayloadTooLarge
 from modelapi.formats.linear import LinearSpec
 from modelapi.predictor import OUT_OF_RANGE, Predictor

@@ -80,7 +80,7 @@ def test_the_client_is_imported_when_first_named() -> None:
         "assert Client is modelapi.client.Client and AsyncClient is modelapi.client.AsyncClient\n"
         "assert modelapi.Client is Client"
     )
-    assert found == ["modelapi.client"]
+    assert found == ["modelapi.client", "modelapi.client.batches"]
 
 
 def test_serving_a_pipeline_model_imports_no_exporter_and_no_other_format(

@@ -1,6 +1,6 @@
 """The numpy block path of columnar request bodies: whole blocks of numbers in, answer bytes out.
 
-`modelapi.columnar_bodies` hands over the numbers of a `dataframe_split` (or a positional
+`modelapi.bodies.mlflow` hands over the numbers of a `dataframe_split` (or a positional
 `instances` / `inputs`) body, or of CSV lines without a header, as `\\n`-ended lines of
 comma-separated numbers. They are read by `ColumnarScorer.values` (exact decimal parsing, the
 same floats as the JSON decoder and `float()`), and answered with the same bytes as the

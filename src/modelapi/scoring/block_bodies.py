@@ -1,6 +1,6 @@
 """The numpy block path of MLflow bodies and CSV lines: numbers in, answer bytes out.
 
-`modelapi.columnar_bodies` and `modelapi.invocations` hand over the raw JSON of a
+`modelapi.bodies.mlflow` and `modelapi.routes.invocations` hand over the raw JSON of a
 `dataframe_split`'s parts, of an `instances` / `inputs` array, or the CSV lines of a body
 without a header. Arrays of arrays of numbers become `\\n`-ended lines for
 `BlockAnswers.values`; anything else (strings, nulls, deeper arrays, a decision that is not
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from modelapi.columnar_rows import check_rows, column_positions
+from modelapi.bodies.mlflow_rows import check_rows, column_positions
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
 from modelapi.schema import IgnoredFields

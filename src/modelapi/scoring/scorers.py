@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Sequence
 
 from modelapi.answers import answer_columns, format_probability
+from modelapi.bodies.csv_rows import header_columns
 from modelapi.bundle import Manifest
-from modelapi.csv_rows import header_columns
 from modelapi.errors import FieldError, InvalidInput, PayloadTooLarge, ServerError
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor

@@ -1,4 +1,4 @@
-"""The OpenAPI part of columnar bodies: MLflow bodies on /predict, and POST /invocations.
+"""The OpenAPI part of the request bodies: MLflow bodies on /predict, and POST /invocations.
 
 The `Computed` parts of the `/predict` and `/invocations` operations in `routes.ROUTES`:
 `/predict`'s body gains the MLflow bodies (their answer, `{"predictions": [...]}`, is declared

@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from modelapi.batches import DEFAULT_BATCH_ROWS, Plan, Progress, csv_plan, is_frame, predict_plan
+from modelapi.client.batches import (
+    DEFAULT_BATCH_ROWS,
+    Plan,
+    Progress,
+    csv_plan,
+    is_frame,
+    predict_plan,
+)
 from modelapi.errors import (
     ANSWERS,
     ConfigError,

@@ -33,7 +33,7 @@ from typing import NamedTuple, TypeVar
 
 import msgspec
 
-from modelapi.columnar_rows import check_rows, mlflow_rows
+from modelapi.bodies.mlflow_rows import check_rows, mlflow_rows
 from modelapi.errors import FieldError, InvalidInput, MalformedBody
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor

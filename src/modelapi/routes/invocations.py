@@ -1,7 +1,7 @@
 """`POST /invocations`: the SageMaker container contract, answered as `mlflow models serve` does.
 
 A JSON body is read exactly as `/predict` reads it: one object, an array of objects, or an
-MLflow body (`modelapi.columnar_bodies`). A `text/csv` body whose first line names columns is
+MLflow body (`modelapi.bodies.mlflow`). A `text/csv` body whose first line names columns is
 `/predict`'s CSV too (`has_header`); any other has no header, as SageMaker Batch Transform
 sends it: each line holds the features in the
 model's order, and the answer is one CSV line per line, in the same order and without a
@@ -15,7 +15,7 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 
-from modelapi.columnar_rows import check_rows
+from modelapi.bodies.mlflow_rows import check_rows
 from modelapi.errors import FieldError, InvalidInput, MalformedBody, PayloadTooLarge
 from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
@@ -23,7 +23,7 @@ from modelapi.schema import FeatureTable, Row
 from modelapi.service import Request, Response, Service, media_type
 from modelapi.values import looks_like_data
 
-__all__ = ["ROUTES", "has_header", "headerless_answer", "headerless_rows", "invocations"]
+__all__ = ["has_header", "headerless_answer", "headerless_rows", "invocations"]
 
 _CSV_TYPES = frozenset({"text/csv", "application/csv"})
 _BOM = b"\xef\xbb\xbf"
@@ -120,6 +120,3 @@ def headerless_rows(table: FeatureTable, body: bytes, max_rows: int) -> list[Row
     if errors:
         raise InvalidInput.of(errors)
     return rows
-
-
-ROUTES = {"/invocations": {"POST": invocations}}
