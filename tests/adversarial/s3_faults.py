@@ -3,7 +3,8 @@
 Modes (switch with `proxy.mode = ...`; open connections are cut so the next request sees it):
 
 - "pass": a plain TCP relay to moto;
-- "refuse": nothing listens on the port (connection refused);
+- "refuse": nothing listens on the port (connection refused); the port stays bound to the
+  proxy (a socket that never listens holds it), so no other process takes it meanwhile;
 - "silent": connections are accepted and never answered;
 - "403" / "404" / "500": every request gets S3's AccessDenied / NoSuchKey / InternalError;
 - "garbage": every request is answered with bytes that are not HTTP;
@@ -45,8 +46,12 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._stop = threading.Event()
-        self._listener: socket.socket | None = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
+        # Bound and never listening, this socket keeps the port the proxy's while "refuse"
+        # closes the listener: a connection then meets a refusal, not someone else's server.
+        self._holder = _port_socket(0)
+        self.port: int = self._holder.getsockname()[1]
+        self._listener: socket.socket | None = _port_socket(self.port)
+        self._listener.listen()
         self.url = f"http://127.0.0.1:{self.port}"
         self.requests = 0
         self.drip_interval_s = 2.0
@@ -77,9 +82,7 @@ class FaultProxy:
                 self._listener.close()
                 self._listener = None
             elif value != "refuse" and self._listener is None:
-                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                listener.bind(("127.0.0.1", self.port))
+                listener = _port_socket(self.port)
                 listener.listen()
                 self._listener = listener
 
@@ -88,6 +91,7 @@ class FaultProxy:
         self._stop.set()
         self.mode = "refuse"
         self._thread.join(5)
+        self._holder.close()
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -200,6 +204,15 @@ class FaultProxy:
             return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), data
         finally:
             upstream.close()
+
+
+def _port_socket(port: int) -> socket.socket:
+    """A TCP socket bound to 127.0.0.1:`port` that shares the port with the proxy's others."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
 
 
 def _read_request(reader: object) -> tuple[str, str, dict[str, str], bytes] | None:
