@@ -76,7 +76,18 @@ def test_store_comes_from_modelapi_store_and_defaults_to_models(
     assert result.returncode == 0, result.stderr
     manifest = open_store(str(env_store)).read_manifest("pima", 1)
     assert (manifest.serving, manifest.estimator) == ("pipeline.json", "gradient_boosting")
-    assert "serving: pipeline.json" in result.stdout
+    # The check's rows as the manifest records them: held-out, then generated, by kind.
+    check = manifest.metrics["format_check"]
+    assert isinstance(check, dict)
+    generated = check["generated_rows"]
+    assert generated["threshold"] > 0
+    assert generated["out of range"] > 0
+    kinds = ", ".join(f"{n:,} {kind}" for kind, n in generated.items())
+    said = (
+        f"serving: pipeline.json (matches scikit-learn on {check['rows']} held-out rows and"
+        f" {sum(generated.values()):,} generated rows ({kinds}), largest difference "
+    )
+    assert [line for line in result.stdout.splitlines() if line.startswith(said)]
     assert "[default: ./models]" in " ".join(run("train", "--help").stdout.split())
 
 

@@ -85,15 +85,22 @@ def _print_result(result: TrainResult, store: str) -> None:
             click.echo(f"{label!s:>{width}}  " + " ".join(f"{n:>{width}}" for n in row))
     check = metrics.get("format_check")
     if isinstance(check, dict):
-        click.echo(
-            f"serving: {check.get('artifact')} (matches scikit-learn on {check.get('rows')} rows,"
-            f" largest difference {check.get('max_difference'):.3g})"
-        )
+        click.echo(f"serving: {check.get('artifact')} ({_checked_rows(check)})")
     click.echo(f"stored: {result.model_id} in {store}")
     manifest = result.manifest
     if manifest.version and REPORT_FILE in manifest.artifacts:
         where = artifact_location(open_store(store), manifest.name, manifest.version, REPORT_FILE)
         click.echo(f"report: {where}")
+
+
+def _checked_rows(check: dict[str, object]) -> str:
+    """What the exported model was checked on: the held-out rows, then the generated ones."""
+    said = f"matches scikit-learn on {check.get('rows')} held-out rows"
+    generated = check.get("generated_rows")
+    if isinstance(generated, dict) and generated:
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in generated.items())
+        said += f" and {sum(generated.values()):,} generated rows ({kinds})"
+    return f"{said}, largest difference {check.get('max_difference'):.3g}"
 
 
 @click.command("train")
