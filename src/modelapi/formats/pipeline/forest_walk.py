@@ -266,7 +266,7 @@ class _Layout:
         """Append one tree."""
         model, width = self._model, self._width
         is_float32 = model.compare == "float32"
-        effective = tree_thresholds(model, tree)
+        effective = [] if is_float32 else tree_thresholds(model, tree)
         leaves = dict(
             zip(
                 [n for n, c in enumerate(tree.left) if c == -1],
