@@ -261,3 +261,45 @@ def measure_pipeline(
             n_cold=n_cold,
         )
     return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train the forest, package it for Lambda and print its sizes and cold starts as JSON."""
+    import argparse
+    import os
+    import sys
+
+    from benchmarks.install import ensure_lambda_runtime
+
+    repo = Path(__file__).resolve().parent.parent
+    parser = argparse.ArgumentParser(description="the forest's Lambda zip: sizes, cold starts")
+    parser.add_argument("--cold", type=int, default=10, help="cold starts (median reported)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("MODELAPI_TEST_DATA", repo.parent / "shared/data/pima.csv")),
+    )
+    parser.add_argument("--work", type=Path, default=repo / "benchmarks" / ".work")
+    args = parser.parse_args(argv)
+    work: Path = args.work
+    scratch = work / "run" / "forest-lambda"
+    scratch.mkdir(parents=True, exist_ok=True)
+    models = train_models(args.data)
+    folders = write_forest_bundles(models.forest, scratch)
+    env = {k: v for k, v in base_env().items() if not k.startswith("MODELAPI_")}
+    figures = measure_forest_lambda(
+        [str(Path(sys.executable).parent / "modelapi")],
+        folders["pipeline"],
+        example_label(models.forest, models.dataset),
+        work=work,
+        scratch=scratch,
+        runtime=ensure_lambda_runtime(work),
+        env=env,
+        n_cold=args.cold,
+    )
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

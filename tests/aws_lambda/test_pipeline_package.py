@@ -128,3 +128,45 @@ def test_a_fresh_python_answers_as_scikit_learn(
     statuses = [a["statusCode"] for a in answers[1:] if isinstance(a, dict) and "statusCode" in a]
     assert statuses
     assert max(statuses) < 500
+
+
+# In the unpacked package: the model's groups as a load takes them, and a second load's time
+# is not what is checked (no timed assertion); only that every group came from the file.
+_GROUPS = """
+import json, sys
+from pathlib import Path
+sys.path[:0] = [sys.argv[1]]
+from modelapi.bundle import Manifest
+import msgspec
+from modelapi.formats.pipeline import code_cache, model
+folder = Path(sys.argv[1], "modelapi-model")
+data = (folder / "pipeline.json").read_bytes()
+manifest = msgspec.json.decode((folder / "manifest.json").read_bytes(), type=Manifest)
+found = code_cache.precompiled_for(data)
+if found is not None:
+    model.precompiled_for = lambda data: found
+    model.load(data, features=manifest.features, task=manifest.task, classes=manifest.classes)
+print(json.dumps(None if found is None else [found.used, len(found._entries)]))
+"""
+
+
+def test_the_package_holds_the_forest_code_compiled_for_312(
+    forest: TrainResult, forest_zip: LambdaPackage, tmp_path: Path
+) -> None:
+    """Compiling the forest's code was most of a cold start: the zip carries it, for 3.12."""
+    from modelapi.formats.pipeline.code_cache import cache_name
+
+    data = forest.bundle.files["pipeline.json"]
+    with zipfile.ZipFile(forest_zip.zip_path) as archive:
+        names = archive.namelist()
+    assert f"modelapi/formats/pipeline/precompiled/{cache_name(data)}" in names
+    task_root = unzip(forest_zip, tmp_path / "task")
+    done = subprocess.run(
+        [str(LAMBDA_PYTHON), "-I", "-S", "-c", _GROUPS, str(task_root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    used, held = json.loads(done.stdout)
+    assert used == held > 1

@@ -5,7 +5,8 @@ The zip holds modelapi's serving modules (found by following their imports from
 exporters and other formats never get in: `modules`), the wheels
 the model's format needs at run time built for the Lambda runtime (manylinux, CPython of the
 target version and architecture, never this machine's: `wheels`), and optionally the bundle
-itself. boto3 is not packaged: the Lambda Python runtime provides it. Entries are sorted and
+itself (with, for a large tree model, its generated code compiled for the target:
+`precompile`). boto3 is not packaged: the Lambda Python runtime provides it. Entries are sorted and
 time-stamped 1980-01-01, so the same inputs give the same bytes.
 
 Beside the zip go `template.yaml` (AWS SAM) and `serverless.yml` (Serverless Framework v3),
@@ -25,6 +26,7 @@ from modelapi._version import __version__
 from modelapi.bundle import Bundle, write_bundle
 from modelapi.deploy.bytecode import compile_sources, find_interpreter
 from modelapi.deploy.modules import PACKAGE_ROOT, module_file, runtime_modules
+from modelapi.deploy.precompile import precompiled_entries
 from modelapi.deploy.stacks import check_store_for_lambda, write_templates
 from modelapi.deploy.target import LambdaTarget, check_built_for, wheel_tags
 from modelapi.deploy.wheels import install_wheels, requirements_for
@@ -116,6 +118,8 @@ def build_lambda_zip(
         compiled = compile_sources(python, entries) if python is not None else {}
         entries.update(compiled)
         if embed:
+            # The embedded model's tree code, compiled for the target (its cold start's bulk).
+            entries.update(precompiled_entries(bundle, python))
             folder = write_bundle(bundle, Path(scratch) / _EMBEDDED_FOLDER)
             for path in _files(folder):
                 entries[f"{_EMBEDDED_FOLDER}/{path.relative_to(folder).as_posix()}"] = path

@@ -18,7 +18,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from modelapi.formats.pipeline.emitter import Source, compile_function, number_text
+from modelapi.formats.pipeline.emitter import (
+    GroupCompiler,
+    Source,
+    compile_function,
+    compile_group,
+    number_text,
+)
 from modelapi.formats.pipeline.outputs import exp_or_inf, expit, helper_for
 from modelapi.formats.pipeline.spec import (
     Affine,
@@ -86,9 +92,13 @@ def _needed(spec: PipelineSpec, stages: list[list[CellKind]]) -> list[set[int]]:
 
 
 def compile_spec(
-    spec: PipelineSpec, stages: list[list[CellKind]], classes: Sequence[object]
+    spec: PipelineSpec,
+    stages: list[list[CellKind]],
+    classes: Sequence[object],
+    groups: GroupCompiler = compile_group,
 ) -> Callable[[Any], Any]:
-    """The function `predict(rows) -> list[Prediction]` for a checked spec."""
+    """The function `predict(rows) -> list[Prediction]` for a checked spec; `groups` makes
+    the functions of a large tree model's groups of trees."""
     out = Source()
     needed = _needed(spec, stages)
     body = 2
@@ -108,7 +118,7 @@ def compile_spec(
     results = (
         _linear(out, body, model, final)
         if isinstance(model, Linear)
-        else emit_trees(out, body, model, final)
+        else emit_trees(out, body, model, final, groups)
     )
     rule: str = model.output
     positive: str = model.positive

@@ -16,7 +16,9 @@ import msgspec
 from modelapi.bundle import Label, Task
 from modelapi.errors import BundleError
 from modelapi.formats.base import Prediction
+from modelapi.formats.pipeline.code_cache import precompiled_for
 from modelapi.formats.pipeline.compiler import compile_spec
+from modelapi.formats.pipeline.emitter import GroupCompiler, compile_group
 from modelapi.formats.pipeline.spec import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -64,12 +66,15 @@ class PipelineModel:
         task: Task,
         classes: Sequence[Label] | None,
         stages: list[list[CellKind]],
+        groups: GroupCompiler = compile_group,
     ) -> None:
         self.spec = spec
         self._task = task
         self._classes = tuple(classes or ())
         self._stages = stages
-        self._predict: Callable[[Any], list[Prediction]] = compile_spec(spec, stages, self._classes)
+        self._predict: Callable[[Any], list[Prediction]] = compile_spec(
+            spec, stages, self._classes, groups
+        )
         self._block: object | None = None
 
     @property
@@ -107,7 +112,12 @@ class PipelineModel:
 def load(
     data: bytes, *, features: Sequence[Feature], task: Task, classes: Sequence[Label] | None
 ) -> PipelineModel:
-    """Load `pipeline.json` for a model's features; raise BundleError if it does not fit."""
+    """Load `pipeline.json` for a model's features; raise BundleError if it does not fit.
+
+    Groups of trees a Lambda package holds compiled for this very file are used as they are
+    (`modelapi.formats.pipeline.code_cache`); the file is checked all the same.
+    """
     spec = decode_spec(data)
     stages = check_spec(spec, features, task, classes)
-    return PipelineModel(spec, task=task, classes=classes, stages=stages)
+    groups = precompiled_for(data) or compile_group
+    return PipelineModel(spec, task=task, classes=classes, stages=stages, groups=groups)

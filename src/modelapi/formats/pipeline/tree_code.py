@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from modelapi.formats.pipeline.emitter import Source, compile_function, number_text
+from modelapi.formats.pipeline.emitter import (
+    GroupCompiler,
+    Source,
+    compile_group,
+    number_text,
+)
 from modelapi.formats.pipeline.spec import Tree, Trees
 from modelapi.formats.pipeline.thresholds import float32_boundary
 
@@ -37,13 +42,20 @@ def tree_thresholds(model: Trees, tree: Tree) -> list[float]:
     return [float32_boundary(t) for t in tree.threshold]
 
 
-def emit_trees(out: Source, depth: int, model: Trees, cells: list[str]) -> list[str]:
+def emit_trees(
+    out: Source,
+    depth: int,
+    model: Trees,
+    cells: list[str],
+    groups: GroupCompiler = compile_group,
+) -> list[str]:
     """Emit the sums of a tree model for the row's `cells`; return the sums' names.
 
     A model of more than GROUP_NODES nodes is compiled in groups of trees, each a function
     of its own called from the row loop: compiling one huge function holds its whole syntax
     tree in memory at once (some 70 MB for 20,000 nodes, most of it never given back to the
-    system), a group's is a tenth of that.
+    system), a group's is a tenth of that. `groups` makes each group's function (a Lambda
+    package may hold them compiled already: `modelapi.formats.pipeline.code_cache`).
     """
     sums = [f"a{k}" for k in range(len(model.init))]
     budget = MAX_COMPILED_NODES
@@ -62,13 +74,18 @@ def emit_trees(out: Source, depth: int, model: Trees, cells: list[str]) -> list[
         _emit_group(out, depth, model, trees, cells, sums)
     else:
         names = sorted({c for c in cells if c.isidentifier()}) + (["X"] if walks else [])
-        arguments = ", ".join([*names, *sums])
+        parameters = (*names, *sums)
+        arguments = ", ".join(parameters)
         for index, group in enumerate(_groups(trees)):
-            inner = Source(prefix=f"g{index}_")
-            inner.add(0, f"def group({arguments}):")
-            _emit_group(inner, 1, model, group, cells, sums)
-            inner.add(1, "return (" + "".join(f"{name}, " for name in sums) + ")")
-            function = out.bind("G", compile_function(inner, "group"))
+
+            def source(index: int = index, group: list[tuple[Tree, bool]] = group) -> Source:
+                inner = Source(prefix=f"g{index}_")
+                inner.add(0, f"def group({arguments}):")
+                _emit_group(inner, 1, model, group, cells, sums)
+                inner.add(1, "return (" + "".join(f"{name}, " for name in sums) + ")")
+                return inner
+
+            function = out.bind("G", groups(index, parameters, source))
             out.add(depth, "(" + "".join(f"{n}, " for n in sums) + f") = {function}({arguments})")
     if model.average:
         for name in sums:
