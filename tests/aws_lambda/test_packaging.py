@@ -41,7 +41,7 @@ def test_zip_holds_the_slim_runtime_only(embedded_zip: LambdaPackage) -> None:
     assert not tops & FORBIDDEN_TOP_LEVEL
     assert not [n for n in entries if n.startswith(FORBIDDEN_MODELAPI)]
     assert "modelapi/aws_lambda/__init__.py" in entries
-    assert "modelapi/store/s3.py" in entries
+    assert "modelapi/store/local.py" in entries
     assert "modelapi-model/manifest.json" in entries
     assert "modelapi-model/linear.json" in entries
     # Byte code only for the target Python, and only beside a source file that is in the zip.
@@ -141,6 +141,23 @@ def test_each_format_packages_its_own_modules_and_no_exporter() -> None:
         runtime_modules("model.pkl")
 
 
+def test_only_a_package_reading_s3_carries_the_s3_store() -> None:
+    s3_only = {
+        "modelapi.store.s3",
+        "modelapi.store.s3_client",
+        "modelapi.store.s3_errors",
+        "modelapi.store.s3_reader",
+        "modelapi.store.sigv4",
+        "modelapi.store.transport",
+        "modelapi.extras",  # botocore, for the credential sources the reader leaves to it
+    }
+    reading_s3 = set(runtime_modules("linear.json"))
+    embedded = set(runtime_modules("linear.json", s3=False))
+    assert s3_only <= reading_s3
+    assert reading_s3 - embedded == s3_only
+    assert {"modelapi.store", "modelapi.store.local", "modelapi.store.base"} <= embedded
+
+
 def test_a_linear_zip_carries_no_other_format_and_no_client(embedded_zip: LambdaPackage) -> None:
     sources = modelapi_sources(embedded_zip)
     assert {n for n in sources if n.startswith("modelapi/formats/")} == {
@@ -150,6 +167,16 @@ def test_a_linear_zip_carries_no_other_format_and_no_client(embedded_zip: Lambda
     }
     assert "modelapi/client.py" not in sources
     assert "modelapi/service.py" in sources
+    # The embedded model is all it serves (it wins over MODELAPI_STORE): no S3 store.
+    assert not [n for n in sources if n.startswith(("modelapi/store/s3", "modelapi/store/sigv4"))]
+
+
+def test_a_zip_reading_s3_carries_the_s3_store(s3_zip: LambdaPackage) -> None:
+    sources = modelapi_sources(s3_zip)
+    assert {"modelapi/store/s3.py", "modelapi/store/s3_reader.py", "modelapi/store/sigv4.py"} <= (
+        sources
+    )
+    assert not [n for n in names(s3_zip) if n.startswith("modelapi-model/")]
 
 
 def test_too_big_is_refused_naming_what(

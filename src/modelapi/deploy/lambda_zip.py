@@ -106,7 +106,7 @@ def build_lambda_zip(
                 if name.endswith(".dist-info/WHEEL")
             ],
         )
-        for module in runtime_modules(*_packaged_formats(serving, embed)):
+        for module in runtime_modules(*_packaged_formats(serving, embed), s3=not embed):
             source = module_file(module)
             assert source is not None
             entries[source.relative_to(PACKAGE_ROOT.parent).as_posix()] = source

@@ -20,7 +20,10 @@ from modelapi.formats import FORMATS, format_of
 __all__ = ["PACKAGE_ROOT", "module_file", "runtime_modules"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-_ENTRY_MODULES = ("modelapi.aws_lambda", "modelapi.store.local", "modelapi.store.s3")
+_ENTRY_MODULES = ("modelapi.aws_lambda", "modelapi.store.local")
+# A package that embeds its model never opens a store (the embedded bundle wins over
+# MODELAPI_STORE): the S3 backend, and the signer and transport only it imports, stay out.
+_S3_BACKEND = "modelapi.store.s3"
 # Reached only through lazy imports that serving never runs (`modelapi.train()`, the CLI and
 # `modelapi.Client`): the training stack and the client are never packaged. pipeline.json's
 # numpy evaluator is reached only from the numpy block paths (`modelapi.scoring`), and a
@@ -37,19 +40,20 @@ _NEVER_PACKAGED = (
 _MODULE_NAME = re.compile(r"(modelapi(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?::[A-Za-z_][A-Za-z0-9_.]*)?")
 
 
-def runtime_modules(*serving: str) -> list[str]:
+def runtime_modules(*serving: str, s3: bool = True) -> list[str]:
     """The modelapi modules a Lambda serving these artifacts imports, found by following imports.
 
     `serving` names formats by file name (`linear.json`); with none, every format's modules.
-    Raises BundleError for an unknown format.
+    Without `s3`, the S3 store's modules are left out. Raises BundleError for an unknown format.
     """
     served = tuple(format_of(name) for name in serving) or FORMATS
     never = (
         *_NEVER_PACKAGED,
         *(f.module for f in FORMATS if f not in served),
         *(exporter for f in FORMATS for exporter in f.exporters),
+        *(() if s3 else (_S3_BACKEND,)),
     )
-    wanted = [*_ENTRY_MODULES, *(f.module for f in served)]
+    wanted = [*_ENTRY_MODULES, *((_S3_BACKEND,) if s3 else ()), *(f.module for f in served)]
     seen: set[str] = set()
     while wanted:
         name = wanted.pop()
