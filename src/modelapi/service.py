@@ -296,7 +296,7 @@ class Service:
             predictor, request.body, max_rows=max_rows, forbid_extra=self._forbid_extra()
         ):
             if self.metrics is not None:
-                self.metrics.count_predictions(answer.predictions())
+                self.metrics.count_labels(answer.counts())
             return Response(200, answer.body, JSON, _answer_headers(predictor, answer.ignored))
         else:
             try:

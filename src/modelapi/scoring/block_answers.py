@@ -31,6 +31,7 @@ from modelapi.answers import PROBABILITY_DECIMALS
 from modelapi.errors import InvalidInput
 from modelapi.formats import Prediction
 from modelapi.formats.linear import LinearModel
+from modelapi.metrics import label_counts
 from modelapi.predictor import Predictor
 from modelapi.scoring.columnar import ColumnarScorer, block_model
 from modelapi.scoring.passes import line_passes
@@ -85,6 +86,9 @@ class BlockAnswers:
         else:
             self._prefixes, self._middle, self._end = [b"{" + key + b":"], b"", b"}"
             self._cells = []
+        # What comes before each row's first number but the first: the previous row's end.
+        self._starts = [self._end + b"," + prefix for prefix in self._prefixes]
+        self._names = [str(c) for c in self._classes]
         # The fast text must be the encoder's own bytes; a model whose names encode otherwise
         # (never seen, but cheap to rule out) answers through the encoder.
         if self._linear is not None and not self._writes_as_encoder():
@@ -158,6 +162,17 @@ class BlockAnswers:
         labels = [self._classes[k] for k in answered.labels]
         return list(zip(labels, zip(numbers[0::2], numbers[1::2], strict=True), strict=True))
 
+    def counts(self, answered: Answered) -> dict[str, int]:
+        """The block's predictions counted by label name, as `label_counts` counts them."""
+        if answered.predictions is not None:
+            return label_counts(answered.predictions)
+        if answered.labels is None:
+            return {"value": len(answered.numbers)} if answered.numbers else {}
+        n_rows = len(answered.labels)
+        n_positive = answered.labels.count(1)
+        found = zip(self._names, (n_rows - n_positive, n_positive), strict=True)
+        return {name: n for name, n in found if n}
+
     def json(self, answered: Answered) -> bytes:
         """The JSON array of answers, the bytes of `AnswerEncoder.many`."""
         if answered.predictions is not None:
@@ -169,7 +184,7 @@ class BlockAnswers:
         if answered.labels is None:
             prefix, end = self._prefixes[0], self._end
             return b"[" + prefix + texts.replace(b",", end + b"," + prefix) + end + b"]"
-        return b"[" + self._rows(answered.labels, texts.split(b",")) + b"]"
+        return self._rows(answered.labels, texts.split(b","))
 
     def csv(self, answered: Answered) -> bytes:
         """The CSV answer lines (no header), the rows of `AnswerEncoder.csv`."""
@@ -214,14 +229,13 @@ class BlockAnswers:
         return b"".join(parts)
 
     def _rows(self, labels: list[int], texts: list[bytes]) -> bytes:
-        """JSON objects `<prefix of the label> p0 <middle> p1 <end>`, comma-separated."""
-        n = len(labels)
-        parts = [self._middle] * (5 * n)
-        parts[0::5] = list(map(self._prefixes.__getitem__, labels))
-        parts[1::5] = texts[0::2]
-        parts[3::5] = texts[1::2]
-        parts[4::5] = [self._end + b","] * n
-        parts[-1] = self._end
+        """The JSON array of objects `<prefix of the label> p0 <middle> p1 <end>`."""
+        parts = [self._middle] * (4 * len(labels))
+        parts[0::4] = list(map(self._starts.__getitem__, labels))
+        parts[0] = b"[" + self._prefixes[labels[0]]
+        parts[1::4] = texts[0::2]
+        parts[3::4] = texts[1::2]
+        parts.append(self._end + b"]")
         return b"".join(parts)
 
     def _writes_as_encoder(self) -> bool:
