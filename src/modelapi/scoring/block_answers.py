@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
-from modelapi.answers import PROBABILITY_DECIMALS
+from modelapi.answers import PROBABILITY_DECIMALS, AnswerTexts
 from modelapi.errors import InvalidInput
 from modelapi.formats import Prediction
 from modelapi.formats.linear import LinearModel
@@ -73,25 +73,12 @@ class BlockAnswers:
             model if isinstance(model, LinearModel) and len(model.spec.intercept) == 1 else None
         )
         self._classes = predictor.manifest.classes or ()
-        key = _encode(predictor.manifest.target.key)
-        if self._classes:
-            names = [_encode(str(c)) for c in self._classes]
-            self._prefixes = [
-                b"{" + key + b":" + _encode(c) + b',"probabilities":{' + names[0] + b":"
-                for c in self._classes
-            ]
-            self._middle = b"," + names[-1] + b":"
-            self._end = b"}}"
-            self._cells = [_csv_cell(c) + b"," for c in self._classes]
-        else:
-            self._prefixes, self._middle, self._end = [b"{" + key + b":"], b"", b"}"
-            self._cells = []
-        # What comes before each row's first number but the first: the previous row's end.
-        self._starts = [self._end + b"," + prefix for prefix in self._prefixes]
         self._names = [str(c) for c in self._classes]
+        self._cells = [_csv_cell(c) + b"," for c in self._classes]
+        self._texts = AnswerTexts.of(predictor.manifest, predictor.answers)
         # The fast text must be the encoder's own bytes; a model whose names encode otherwise
         # (never seen, but cheap to rule out) answers through the encoder.
-        if self._linear is not None and not self._writes_as_encoder():
+        if self._linear is not None and (self._texts is None or not self._writes_as_encoder()):
             self._linear = None
 
     @classmethod
@@ -178,13 +165,15 @@ class BlockAnswers:
         if answered.predictions is not None:
             return self._predictor.answers.many(answered.predictions)
         numbers = answered.numbers
+        texts = self._texts
+        assert texts is not None  # else the block has no linear model, and predictions
+        if answered.labels is None:
+            return texts.values(numbers)
         if not numbers:
             return b"[]"
-        texts = _encode(numbers)[1:-1]
-        if answered.labels is None:
-            prefix, end = self._prefixes[0], self._end
-            return b"[" + prefix + texts.replace(b",", end + b"," + prefix) + end + b"]"
-        return self._rows(answered.labels, texts.split(b","))
+        # One encode of the interleaved pairs: p0 and p1 are every other text.
+        found = _encode(numbers)[1:-1].split(b",")
+        return texts.binary_texts(answered.labels, found[0::2], found[1::2])
 
     def csv(self, answered: Answered) -> bytes:
         """The CSV answer lines (no header), the rows of `AnswerEncoder.csv`."""
@@ -226,16 +215,6 @@ class BlockAnswers:
         parts = [b""] * (2 * n)
         parts[0::2] = list(map(self._cells.__getitem__, labels))
         parts[1::2] = lines
-        return b"".join(parts)
-
-    def _rows(self, labels: list[int], texts: list[bytes]) -> bytes:
-        """The JSON array of objects `<prefix of the label> p0 <middle> p1 <end>`."""
-        parts = [self._middle] * (4 * len(labels))
-        parts[0::4] = list(map(self._starts.__getitem__, labels))
-        parts[0] = b"[" + self._prefixes[labels[0]]
-        parts[1::4] = texts[0::2]
-        parts[3::4] = texts[1::2]
-        parts.append(self._end + b"]")
         return b"".join(parts)
 
     def _writes_as_encoder(self) -> bool:
