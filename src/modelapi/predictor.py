@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from math import isfinite
 from typing import NoReturn
 
-from modelapi.answers import AnswerEncoder
+from modelapi.answers import AnswerEncoder, AnswerTexts
 from modelapi.bundle import Bundle, Manifest
 from modelapi.errors import BundleError, FieldError, InvalidInput
 from modelapi.formats import Model, Prediction, format_of
@@ -34,7 +34,17 @@ def _build_model(bundle: Bundle) -> Model:
 class Predictor:
     """A loaded model with its feature table; safe to share between requests and threads."""
 
-    __slots__ = ("_classifier", "answers", "features", "manifest", "model", "model_id")
+    __slots__ = (
+        "_classifier",
+        "_column",
+        "_names",
+        "_texts",
+        "answers",
+        "features",
+        "manifest",
+        "model",
+        "model_id",
+    )
 
     def __init__(self, bundle: Bundle) -> None:
         self.manifest: Manifest = bundle.manifest
@@ -43,6 +53,33 @@ class Predictor:
         self.answers = AnswerEncoder(bundle.manifest)
         self.model_id = bundle.manifest.model_id
         self._classifier = bundle.manifest.classes is not None
+        self._names = [str(c) for c in bundle.manifest.classes or ()]
+        # A model that gives a whole batch's numbers as one column (linear.json's binary
+        # classifiers and regressors) answers batches from it, without an object per row.
+        column: Callable[[Sequence[Row]], list[float] | None] | None = getattr(
+            self.model, "column", None
+        )
+        self._texts = AnswerTexts.of(self.manifest, self.answers) if column else None
+        self._column = column if self._texts is not None else None
+
+    def answer_many(self, rows: Sequence[Row]) -> tuple[bytes, dict[str, int]] | None:
+        """The JSON array of answers to validated rows (the bytes of `answers.many` of
+        `predict`), and the predictions counted by label name; None where `predict` must
+        answer: a model without a column, a number that is not finite, a probability of
+        exactly 0.5 (its label is the decision's to tell).
+        """
+        texts, numbers = self._texts, self._column(rows) if self._column else None
+        if texts is None or numbers is None or not isfinite(sum(numbers)):
+            return None
+        if not self._classifier:
+            return texts.values(numbers), {"value": len(numbers)} if numbers else {}
+        if 0.5 in numbers:
+            return None
+        labels = [p > 0.5 for p in numbers]
+        n_positive = labels.count(True)
+        counts = zip(self._names, (len(labels) - n_positive, n_positive), strict=True)
+        body = texts.binary(labels, [1.0 - p for p in numbers], numbers)
+        return body, {name: n for name, n in counts if n}
 
     def predict(self, rows: Sequence[Row]) -> list[Prediction]:
         """Predict rows already validated by `self.features`.

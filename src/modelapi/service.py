@@ -292,11 +292,15 @@ class Service:
             _check_row_count(decoded, max_rows)
             rows, is_batch = predictor.features.rows_of(decoded)
             headers = _version_header(predictor)
+            if is_batch and (fast := predictor.answer_many(rows)) is not None:
+                if self.metrics is not None:
+                    self.metrics.count_labels(fast[1])
+                return Response(200, fast[0], JSON, headers)
         elif answer := mlflow_answer(
             predictor, request.body, max_rows=max_rows, forbid_extra=self._forbid_extra()
         ):
             if self.metrics is not None:
-                self.metrics.count_predictions(answer.predictions())
+                self.metrics.count_labels(answer.counts())
             return Response(200, answer.body, JSON, _answer_headers(predictor, answer.ignored))
         else:
             try:

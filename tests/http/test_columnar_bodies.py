@@ -149,6 +149,33 @@ async def test_answers_are_scikit_learns(
         assert answer["probabilities"]["1"] == pytest.approx(p1, abs=1e-12)
 
 
+async def test_metrics_count_each_bulk_answer_by_label(
+    client: httpx.AsyncClient,
+    app: App,
+    pima_predictor: Predictor,
+    pima_rows: list[list[float | int]],
+) -> None:
+    split = {"dataframe_split": {"columns": _columns(pima_predictor), "data": pima_rows}}
+    lines = "".join(",".join(map(str, row)) + "\n" for row in pima_rows)
+    assert app.metrics is not None
+    expected: dict[str, int] = {}
+    for path, content, headers in (
+        ("/predict", json.dumps(split), JSON),
+        ("/invocations", json.dumps({"instances": pima_rows}), JSON),
+        ("/invocations", lines, CSV),
+    ):
+        response = await client.post(path, content=content, headers=headers)
+        assert response.status_code == 200
+        if headers is CSV:
+            labels = [line.split(",")[0] for line in response.text.splitlines()]
+        else:
+            labels = [str(p["outcome"]) for p in response.json()["predictions"]]
+        for label in labels:
+            expected[label] = expected.get(label, 0) + 1
+        assert app.metrics.predictions == expected, path
+    assert set(expected) == {"0", "1"}
+
+
 async def test_params_are_ignored_and_named(
     client: httpx.AsyncClient, pima_predictor: Predictor, pima_rows: list[list[float | int]]
 ) -> None:

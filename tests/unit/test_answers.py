@@ -195,3 +195,45 @@ def test_keys_msgspec_cannot_rename_are_read_by_parse_rows() -> None:
     status, body = _answer(predictor, {"width": 1.0, "legs": 2.0, 'q"\\\x01': 3.0})
     assert status == 200
     assert msgspec.json.decode(body) == {'answer "a"': 1.0 + 1.0 + 4.0 + 9.0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    kind=st.sampled_from(["logistic", "regression"]),
+    intercept=st.one_of(_weights, st.sampled_from([0.0, -0.0, 1e-30, -1e-30])),
+    weights=st.lists(st.one_of(_weights, st.just(0.0)), min_size=3, max_size=3),
+    n_rows=st.integers(0, 30),
+)
+def test_batches_answered_from_a_column_are_the_answers_of_predict(
+    data: st.DataObject, kind: str, intercept: float, weights: list[float], n_rows: int
+) -> None:
+    predictor = _predictor(kind, intercept, weights)
+    objects = [_objects(data) for _ in range(n_rows)]
+    rows = [tuple(row[f.key] for f in _FEATURES) for row in objects]
+    answered = predictor.answer_many(rows)
+    expected = [_expected(kind, intercept, weights, row) for row in objects]
+    if answered is None:
+        # Only a number that is not finite, or a probability of exactly 0.5, is left to predict.
+        if None in expected:
+            return
+        if kind == "regression":
+            assert not math.isfinite(sum(e[_TARGET.key] for e in expected))  # type: ignore[index]
+        else:
+            assert 0.5 in [e["probabilities"][_CLASSES[1]] for e in expected]  # type: ignore[index]
+        return
+    assert None not in expected
+    predictions = predictor.predict(rows)
+    assert answered[0] == predictor.answers.many(predictions) == msgspec.json.encode(expected)
+    metrics = Metrics()
+    metrics.count_predictions(predictions)
+    assert answered[1] == metrics.predictions
+
+
+def test_ordinary_batches_are_answered_from_a_column() -> None:
+    for kind in ("logistic", "regression"):
+        predictor = _predictor(kind, 0.25, [0.5, -1.0, 2.0])
+        rows = [(float(i), float(i % 3), i / 7) for i in range(100)]
+        answered = predictor.answer_many(rows)
+        assert answered is not None, kind
+        assert answered[0] == predictor.answers.many(predictor.predict(rows))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import NamedTuple, TypeVar
 
@@ -36,6 +36,7 @@ import msgspec
 from modelapi.bodies.mlflow_rows import check_rows, mlflow_rows
 from modelapi.errors import FieldError, InvalidInput, MalformedBody
 from modelapi.formats import Prediction
+from modelapi.metrics import label_counts
 from modelapi.predictor import Predictor
 from modelapi.schema import IgnoredFields, Row
 
@@ -79,18 +80,18 @@ _envelope = msgspec.json.Decoder(_Envelope).decode
 _split_body = msgspec.json.Decoder(_SplitBody).decode
 
 
-# An answer's JSON array, and its predictions when asked.
-_Fast = tuple[bytes, Callable[[], Sequence[Prediction]]]
+# An answer's JSON array, and its predictions counted by label name when asked.
+_Fast = tuple[bytes, Callable[[], Mapping[str, int]]]
 _Body = TypeVar("_Body")
 
 
 class MlflowAnswer(NamedTuple):
     """The answer to an MLflow body: its bytes, the fields ignored, and (for metrics) the
-    predictions, built only when asked."""
+    predictions counted by label name, counted only when asked."""
 
     body: bytes
     ignored: IgnoredFields
-    predictions: Callable[[], Sequence[Prediction]]
+    counts: Callable[[], Mapping[str, int]]
 
 
 def mlflow_answer(
@@ -140,7 +141,7 @@ def mlflow_answer(
     )
     predictions = predict_rows(predictor, rows, _rows_field(shape))
     body = b'{"predictions":' + predictor.answers.many(predictions) + b"}"
-    return MlflowAnswer(body, ignored, lambda: predictions)
+    return MlflowAnswer(body, ignored, lambda: label_counts(predictions))
 
 
 def predict_rows(predictor: Predictor, rows: Sequence[Row], where: str) -> list[Prediction]:
@@ -166,8 +167,10 @@ def _typed_answer(predictor: Predictor, shape: str, raw: bytes, max_rows: int) -
         return None
     check_rows(len(decoded), max_rows)
     rows, _ = predictor.features.rows_of(decoded)
+    if (fast := predictor.answer_many(rows)) is not None:
+        return fast[0], lambda: fast[1]
     predictions = predict_rows(predictor, rows, shape)
-    return predictor.answers.many(predictions), lambda: predictions
+    return predictor.answers.many(predictions), lambda: label_counts(predictions)
 
 
 def _block_bodies() -> ModuleType | None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 
 from modelapi.bodies.mlflow_rows import check_rows
 from modelapi.errors import FieldError, InvalidInput, MalformedBody, PayloadTooLarge
-from modelapi.formats import Prediction
+from modelapi.metrics import label_counts
 from modelapi.predictor import Predictor
 from modelapi.schema import FeatureTable, Row
 from modelapi.service import Request, Response, Service, media_type
@@ -41,9 +41,9 @@ def invocations(service: Service, request: Request) -> Response:
     body = request.body.removeprefix(_BOM)
     if has_header(predictor.features, body):
         return service.predict(request)
-    text, predictions = headerless_answer(predictor, body, settings.max_batch_rows)
+    text, counts = headerless_answer(predictor, body, settings.max_batch_rows)
     if service.metrics is not None:
-        service.metrics.count_predictions(predictions())
+        service.metrics.count_labels(counts())
     headers = {"x-model-version": predictor.model_id}
     return Response(200, text, "text/csv; charset=utf-8", headers)
 
@@ -71,8 +71,9 @@ def has_header(table: FeatureTable, body: bytes) -> bool:
 
 def headerless_answer(
     predictor: Predictor, body: bytes, max_rows: int
-) -> tuple[bytes, Callable[[], Sequence[Prediction]]]:
-    """The answer lines to CSV lines of feature values, and (for metrics) the predictions."""
+) -> tuple[bytes, Callable[[], Mapping[str, int]]]:
+    """The answer lines to CSV lines of feature values, and (for metrics) the predictions
+    counted by label name."""
     try:
         from modelapi.scoring.block_bodies import lines_answer
     except ImportError:  # the Lambda package: no numpy, no block path
@@ -83,7 +84,7 @@ def headerless_answer(
             return fast
     predictions = predictor.predict(headerless_rows(predictor.features, body, max_rows))
     text = predictor.answers.csv(predictions).partition(b"\n")[2]
-    return text, lambda: predictions
+    return text, lambda: label_counts(predictions)
 
 
 def headerless_rows(table: FeatureTable, body: bytes, max_rows: int) -> list[Row]:

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
-from modelapi.answers import PROBABILITY_DECIMALS
+from modelapi.answers import PROBABILITY_DECIMALS, AnswerTexts
 from modelapi.errors import InvalidInput
 from modelapi.formats import Prediction
 from modelapi.formats.linear import LinearModel
+from modelapi.metrics import label_counts
 from modelapi.predictor import Predictor
 from modelapi.scoring.columnar import ColumnarScorer, block_model
 from modelapi.scoring.passes import line_passes
@@ -72,22 +73,12 @@ class BlockAnswers:
             model if isinstance(model, LinearModel) and len(model.spec.intercept) == 1 else None
         )
         self._classes = predictor.manifest.classes or ()
-        key = _encode(predictor.manifest.target.key)
-        if self._classes:
-            names = [_encode(str(c)) for c in self._classes]
-            self._prefixes = [
-                b"{" + key + b":" + _encode(c) + b',"probabilities":{' + names[0] + b":"
-                for c in self._classes
-            ]
-            self._middle = b"," + names[-1] + b":"
-            self._end = b"}}"
-            self._cells = [_csv_cell(c) + b"," for c in self._classes]
-        else:
-            self._prefixes, self._middle, self._end = [b"{" + key + b":"], b"", b"}"
-            self._cells = []
+        self._names = [str(c) for c in self._classes]
+        self._cells = [_csv_cell(c) + b"," for c in self._classes]
+        self._texts = AnswerTexts.of(predictor.manifest, predictor.answers)
         # The fast text must be the encoder's own bytes; a model whose names encode otherwise
         # (never seen, but cheap to rule out) answers through the encoder.
-        if self._linear is not None and not self._writes_as_encoder():
+        if self._linear is not None and (self._texts is None or not self._writes_as_encoder()):
             self._linear = None
 
     @classmethod
@@ -158,18 +149,31 @@ class BlockAnswers:
         labels = [self._classes[k] for k in answered.labels]
         return list(zip(labels, zip(numbers[0::2], numbers[1::2], strict=True), strict=True))
 
+    def counts(self, answered: Answered) -> dict[str, int]:
+        """The block's predictions counted by label name, as `label_counts` counts them."""
+        if answered.predictions is not None:
+            return label_counts(answered.predictions)
+        if answered.labels is None:
+            return {"value": len(answered.numbers)} if answered.numbers else {}
+        n_rows = len(answered.labels)
+        n_positive = answered.labels.count(1)
+        found = zip(self._names, (n_rows - n_positive, n_positive), strict=True)
+        return {name: n for name, n in found if n}
+
     def json(self, answered: Answered) -> bytes:
         """The JSON array of answers, the bytes of `AnswerEncoder.many`."""
         if answered.predictions is not None:
             return self._predictor.answers.many(answered.predictions)
         numbers = answered.numbers
+        texts = self._texts
+        assert texts is not None  # else the block has no linear model, and predictions
+        if answered.labels is None:
+            return texts.values(numbers)
         if not numbers:
             return b"[]"
-        texts = _encode(numbers)[1:-1]
-        if answered.labels is None:
-            prefix, end = self._prefixes[0], self._end
-            return b"[" + prefix + texts.replace(b",", end + b"," + prefix) + end + b"]"
-        return b"[" + self._rows(answered.labels, texts.split(b",")) + b"]"
+        # One encode of the interleaved pairs: p0 and p1 are every other text.
+        found = _encode(numbers)[1:-1].split(b",")
+        return texts.binary_texts(answered.labels, found[0::2], found[1::2])
 
     def csv(self, answered: Answered) -> bytes:
         """The CSV answer lines (no header), the rows of `AnswerEncoder.csv`."""
@@ -211,17 +215,6 @@ class BlockAnswers:
         parts = [b""] * (2 * n)
         parts[0::2] = list(map(self._cells.__getitem__, labels))
         parts[1::2] = lines
-        return b"".join(parts)
-
-    def _rows(self, labels: list[int], texts: list[bytes]) -> bytes:
-        """JSON objects `<prefix of the label> p0 <middle> p1 <end>`, comma-separated."""
-        n = len(labels)
-        parts = [self._middle] * (5 * n)
-        parts[0::5] = list(map(self._prefixes.__getitem__, labels))
-        parts[1::5] = texts[0::2]
-        parts[3::5] = texts[1::2]
-        parts[4::5] = [self._end + b","] * n
-        parts[-1] = self._end
         return b"".join(parts)
 
     def _writes_as_encoder(self) -> bool:

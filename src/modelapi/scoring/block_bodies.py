@@ -11,12 +11,11 @@ module lives with `scoring`: it is never in the Lambda package, which has no num
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
 from modelapi.bodies.mlflow_rows import check_rows, column_positions
-from modelapi.formats import Prediction
 from modelapi.predictor import Predictor
 from modelapi.schema import IgnoredFields
 from modelapi.scoring.block_answers import BlockAnswers
@@ -30,8 +29,8 @@ _SPACES = [bytes([c]) for c in _SPACE]
 # Block paths kept, one per predictor recently served (a hot swap adds one).
 _MAX_BLOCKS = 4
 _blocks: dict[int, tuple[Predictor, BlockAnswers | None]] = {}
-# An answer's bytes, and its predictions when asked.
-Fast = tuple[bytes, Callable[[], Sequence[Prediction]]]
+# An answer's bytes, and its predictions counted by label name (for metrics) when asked.
+Fast = tuple[bytes, Callable[[], Mapping[str, int]]]
 
 
 def block_answers(predictor: Predictor) -> BlockAnswers | None:
@@ -137,19 +136,19 @@ def lines_answer(predictor: Predictor, body: bytes, max_rows: int) -> Fast | Non
     answered = None if values is None else block.predict(values)
     if answered is None:
         return None
-    return block.csv(answered), lambda: block.predictions(answered)
+    return block.csv(answered), lambda: block.counts(answered)
 
 
 def _json_answer(
     block: BlockAnswers, lines: bytes, n_columns: int, positions: Sequence[int]
 ) -> Fast | None:
     if not lines:
-        return b"[]", lambda: []
+        return b"[]", dict
     values = block.values(lines, n_columns, positions)
     answered = None if values is None else block.predict(values)
     if answered is None:
         return None
-    return block.json(answered), lambda: block.predictions(answered)
+    return block.json(answered), lambda: block.counts(answered)
 
 
 def _length(raw: bytes) -> int | None:
