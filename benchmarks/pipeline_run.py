@@ -141,9 +141,10 @@ def predict_file_figures(forest: object, work: Path, n_rows: int) -> dict[str, o
     import shutil
 
     from benchmarks.csv_run import generate_csv
+    from benchmarks.processes import SERVING_PACKAGES, byte_compile
 
     work.mkdir(parents=True, exist_ok=True)
-    _byte_compile(("modelapi", "numpy", "click", "msgspec"))
+    byte_compile(SERVING_PACKAGES)
     store = work / "pipeline-store"
     shutil.rmtree(store, ignore_errors=True)  # a store never overwrites: start afresh
     stored = forest.store(str(store))  # type: ignore[attr-defined]
@@ -171,25 +172,6 @@ def predict_file_figures(forest: object, work: Path, n_rows: int) -> dict[str, o
         "cpu_s": round(cpu, 2),
         "threads": "the default: one per CPU, at most 4",
     }
-
-
-def _byte_compile(packages: Sequence[str]) -> None:
-    """Byte code for the packages `modelapi predict` imports, as installing their wheels makes
-    (pip does; uv only when asked): without it, every launch compiles numpy's sources again,
-    and with PYTHONDONTWRITEBYTECODE set, keeps doing so (about 0.3 s a launch here)."""
-    import importlib.util
-
-    for name in packages:
-        spec = importlib.util.find_spec(name)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        for folder in spec.submodule_search_locations:
-            subprocess.run(
-                [sys.executable, "-m", "compileall", "-q", folder],
-                capture_output=True,
-                check=False,
-                timeout=600,
-            )
 
 
 def pipeline_figures(pima_csv: Path, work: Path, n_rows: int = 1_000_000) -> dict[str, object]:

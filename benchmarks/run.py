@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -34,7 +33,7 @@ from benchmarks.install import (
 )
 from benchmarks.options import Mode, build_parser
 from benchmarks.peers import PEERS, WIRES, check_labels
-from benchmarks.processes import Server, pin_self, tree_rss_bytes
+from benchmarks.processes import SERVING_PACKAGES, Server, byte_compile, pin_self, tree_rss_bytes
 from benchmarks.report import REPO, commit, flatten, load_text, machine, publish
 from benchmarks.servers import Launcher, answered_labels, wire_of
 from benchmarks.targets import judge
@@ -89,12 +88,9 @@ class Run:
             self.launcher = Launcher(
                 self.modelapi, self.installs, expected, scratch=self.scratch, logs=self.logs
             )
-            # As installing a wheel does: otherwise every launch of an editable checkout whose
-            # shell sets PYTHONDONTWRITEBYTECODE compiles modelapi's changed modules again.
-            subprocess.run(
-                [sys.executable, "-m", "compileall", "-q", str(REPO / "src" / "modelapi")],
-                check=True,
-            )
+            # As installing a wheel does: otherwise every launch in a shell that sets
+            # PYTHONDONTWRITEBYTECODE compiles modelapi's and numpy's modules again.
+            byte_compile(SERVING_PACKAGES)
             self.write_bodies()
             self.reference = self.test_labels("modelapi")
             check_labels(
