@@ -45,15 +45,6 @@ class LinearSpec(msgspec.Struct, frozen=True, kw_only=True):
     weights: list[list[float] | dict[str, list[float]]]
 
 
-def expit(z: float) -> float:
-    """The logistic function."""
-    # Same formula as scipy.special.expit, split by sign so math.exp never overflows.
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
 def _decision_lines(spec: LinearSpec, names: dict[str, object]) -> list[str]:
     """The statements that set z0..z{k-1} from `row`, binding every number in `names`."""
     lines = []
@@ -79,6 +70,15 @@ def _compiled(source: list[str], names: dict[str, object]) -> Callable[[Any], An
     exec("\n".join(source), scope)
     function: Callable[[Any], Any] = scope["f"]  # type: ignore[assignment]
     return function
+
+
+# The logistic function, split by sign so math.exp never overflows, written once: `expit` and
+# the batch column (which inlines it, a call per row being a share of a batch's time) are both
+# compiled from this text, with `{z}` the expression that sets z. The condition runs first.
+_EXPIT = "1.0 / (1.0 + exp(-z)) if ({z}) >= 0 else (e := exp(z)) / (1.0 + e)"
+expit: Callable[[float], float] = _compiled(
+    ["def f(z):", f"    return {_EXPIT.format(z='z')}"], {"exp": math.exp}
+)
 
 
 class LinearModel:
@@ -143,9 +143,7 @@ class LinearModel:
             column = (
                 f"[{decision} for ({unpacked}) in rows]"
                 if spec.kind == "regression"
-                # expit written out: a call per row is a share of a batch's time.
-                else f"[1.0 / (1.0 + exp(-z)) if (z := {decision}) >= 0"
-                f" else (e := exp(z)) / (1.0 + e) for ({unpacked}) in rows]"
+                else f"[{_EXPIT.format(z=f'z := {decision}')} for ({unpacked}) in rows]"
             )
             self._column = _compiled(["def f(rows):", f"    return {column}"], names)
 
