@@ -10,7 +10,7 @@ from pathlib import Path
 from benchmarks.peers import PEERS, parse_peers
 from benchmarks.report import REPO
 
-__all__ = ["RESULTS", "Mode", "build_parser"]
+__all__ = ["RESULTS", "Mode", "add_data_argument", "build_parser"]
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -45,6 +45,16 @@ def _peers_argument(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def add_data_argument(parser: argparse.ArgumentParser) -> None:
+    """`--data`: the Pima CSV every phase trains on, for `benchmarks/run` and the phases alone."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("MODELAPI_TEST_DATA", REPO.parent / "shared/data/pima.csv")),
+        help="the Pima CSV the models train on (env MODELAPI_TEST_DATA)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of `benchmarks/run`."""
     parser = argparse.ArgumentParser(prog="benchmarks", description=__doc__)
@@ -61,11 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also sample the modelapi server with py-spy under single-row and batch load",
     )
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("MODELAPI_TEST_DATA", REPO.parent / "shared/data/pima.csv")),
-        help="the Pima CSV the peers train on (env MODELAPI_TEST_DATA)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and PNG")
     return parser

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.options import add_data_argument
+
 __all__ = ["Models", "pipeline_figures", "predict_file_figures", "row_figures", "train_models"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -188,11 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the CSV file")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("MODELAPI_TEST_DATA", REPO.parent / "shared/data/pima.csv")),
-    )
+    add_data_argument(parser)
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".work")
     args = parser.parse_args(argv)
     print(json.dumps(pipeline_figures(args.data, args.work, args.rows), indent=2))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from benchmarks.contract import PIMA_EXAMPLE
 from benchmarks.lambda_run import base_env, build_zip, lambda_figures, write_event
+from benchmarks.options import add_data_argument
 from benchmarks.pipeline_run import predict_file_figures, row_figures, train_models
 from benchmarks.processes import Answer, Server, free_port, pinned, start_server
 from benchmarks.wrk import merged, ratios, run_rounds
@@ -266,7 +267,6 @@ def measure_pipeline(
 def main(argv: list[str] | None = None) -> int:
     """Train the forest, package it for Lambda and print its sizes and cold starts as JSON."""
     import argparse
-    import os
     import sys
 
     from benchmarks.install import ensure_lambda_runtime
@@ -274,11 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parent.parent
     parser = argparse.ArgumentParser(description="the forest's Lambda zip: sizes, cold starts")
     parser.add_argument("--cold", type=int, default=10, help="cold starts (median reported)")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("MODELAPI_TEST_DATA", repo.parent / "shared/data/pima.csv")),
-    )
+    add_data_argument(parser)
     parser.add_argument("--work", type=Path, default=repo / "benchmarks" / ".work")
     args = parser.parse_args(argv)
     work: Path = args.work
