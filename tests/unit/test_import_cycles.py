@@ -13,6 +13,7 @@ import ast
 from pathlib import Path
 
 import modelapi
+from modelapi.deploy.modules import import_statements
 
 PACKAGE = Path(modelapi.__file__).parent
 
@@ -27,12 +28,6 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _owner(name: str) -> str | None:
     """The module `name` is, or the module it is a name of."""
     while name and name not in MODULES:
@@ -44,23 +39,12 @@ def imports_of(module: str) -> set[str]:
     """The modelapi modules that `module` imports, at its top or in a function."""
     path = MODULES[module]
     tree = ast.parse(path.read_bytes(), str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            node.body = []
     named: set[str | None] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            named.update(_owner(alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                base = ".".join([*parts[: len(parts) - node.level + 1], *filter(None, [base])])
-            submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]
-            named.update(submodules)
-            if len(submodules) < len(node.names):
-                named.add(_owner(base))
+    for base, names in import_statements(tree, module, is_package=path.name == "__init__.py"):
+        submodules = [f"{base}.{name}" for name in names if f"{base}.{name}" in MODULES]
+        named.update(submodules)
+        if not names or len(submodules) < len(names):
+            named.add(_owner(base))
     return {name for name in named if name and name.startswith("modelapi") and name != module}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from modelapi.formats import FORMATS, format_of
 
-__all__ = ["PACKAGE_ROOT", "module_file", "runtime_modules"]
+__all__ = ["PACKAGE_ROOT", "import_statements", "module_file", "runtime_modules"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _ENTRY_MODULES = ("modelapi.aws_lambda", "modelapi.store.local")
@@ -81,24 +81,36 @@ def _is_never_packaged(name: str, never: tuple[str, ...]) -> bool:
     return any(name == skipped or name.startswith(skipped + ".") for skipped in never)
 
 
-def _imports_of(path: Path, module: str) -> Iterator[str]:
-    tree = ast.parse(path.read_bytes(), str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+def import_statements(
+    tree: ast.Module, module: str, *, is_package: bool
+) -> Iterator[tuple[str, list[str]]]:
+    """Each run-time import statement of `module` (its source parsed as `tree`), lazy ones
+    included: the module it names, resolved when relative, and the names it takes from it
+    (none for `import a.b`). Imports under `if TYPE_CHECKING:` are skipped: they never run.
+    """
+    package = module if is_package else module.rpartition(".")[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            node.body = []  # typing-only imports are not loaded at run time
+            node.body = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            yield from (a.name for a in node.names if a.name.split(".")[0] == "modelapi")
+            yield from ((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")
                 base = ".".join([*parts[: len(parts) - node.level + 1], *filter(None, [base])])
-            if base.split(".")[0] == "modelapi":
-                yield base
-                yield from (f"{base}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield base, [alias.name for alias in node.names]
+
+
+def _imports_of(path: Path, module: str) -> Iterator[str]:
+    tree = ast.parse(path.read_bytes(), str(path))
+    for base, names in import_statements(tree, module, is_package=path.name == "__init__.py"):
+        if base.split(".")[0] == "modelapi":
+            yield base
+            yield from (f"{base}.{name}" for name in names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
             named = _MODULE_NAME.fullmatch(node.value)
             if named:
                 yield named.group(1)
