@@ -110,6 +110,15 @@ class InvalidInput(ModelapiError, ValueError):
         first, *rest = details
         return cls(first.field, first.reason, *rest)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled whole (type and every detail): `modelapi predict`'s worker processes send
+        # the errors of the lines they score back to the one that writes them.
+        return (_rebuilt, (type(self), self.details))
+
+
+def _rebuilt(kind: type[InvalidInput], details: Sequence[FieldError]) -> InvalidInput:
+    return kind.of(details)
+
 
 class MalformedBody(InvalidInput):
     """The body is not well-formed JSON or CSV."""
