@@ -46,7 +46,7 @@ def _predict(path: Path, cwd: Path) -> tuple[int, str, int]:
             str(path),
             "-o",
             str(cwd / "out.csv"),
-            "--threads",
+            "--workers",
             "1",
             "--no-progress",
             "--store",

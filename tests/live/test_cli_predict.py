@@ -107,11 +107,24 @@ def test_a_model_the_store_holds_is_named_without_a_note(
     assert result.stderr.splitlines()[-1].startswith("scored 768 rows with diabetes:1 in ")
 
 
-def test_chunk_boundaries_and_stdout_change_nothing(pima_csv: Path, tmp_path: Path) -> None:
-    whole = run_cli("diabetes", pima_csv, "-o", "whole.csv", cwd=tmp_path)
-    chunked = run_cli("diabetes", pima_csv, "--chunk-rows", "7", "-o", "-", cwd=tmp_path)
-    assert (whole.returncode, chunked.returncode) == (0, 0), chunked.stderr
-    assert chunked.stdout == (tmp_path / "whole.csv").read_text()
+def test_chunk_boundaries_workers_and_stdout_change_nothing(pima_csv: Path, tmp_path: Path) -> None:
+    # A quoted first row sends the first chunk down the record path: its lines are written
+    # (to stdout's buffer) before the workers are forked, and must appear once.
+    rows = read_csv(pima_csv.read_text())
+    text = '"' + '","'.join(rows[1]) + '"\n'
+    source = tmp_path / "mixed.csv"
+    source.write_text(
+        ",".join(rows[0]) + "\n" + text + "".join(",".join(r) + "\n" for r in rows[2:])
+    )
+    whole = run_cli("diabetes", source, "--workers", "1", "-o", "whole.csv", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    expected = (tmp_path / "whole.csv").read_text()
+    for workers in ("1", "2", "3"):
+        chunked = run_cli(
+            "diabetes", source, "--chunk-rows", "7", "--workers", workers, "-o", "-", cwd=tmp_path
+        )
+        assert chunked.returncode == 0, chunked.stderr
+        assert chunked.stdout == expected
 
 
 def test_a_bundle_folder_and_the_record_path(

@@ -27,7 +27,7 @@ def _score(
     remote: bool = False,
     columnar: bool = True,
     chunk_rows: int = 7,
-    threads: int = 1,
+    workers: int = 1,
     no_header: bool = False,
 ) -> tuple[bytes, list[InvalidInput], int]:
     out = io.BytesIO()
@@ -52,7 +52,7 @@ def _score(
         out,
         scorer_for,
         chunk_rows=chunk_rows,
-        threads=threads,
+        workers=workers,
         rejected=rejected.append,
         header_names=(lambda width: headerless_names(features, width)) if no_header else None,
     )
@@ -60,11 +60,11 @@ def _score(
 
 
 @pytest.mark.parametrize(
-    ("remote", "columnar", "threads"),
+    ("remote", "columnar", "workers"),
     [(False, True, 1), (False, False, 1), (False, True, 3), (True, False, 1)],
 )
 def test_skip_scores_the_good_lines_and_lists_the_bad_ones_in_order(
-    remote: bool, columnar: bool, threads: int
+    remote: bool, columnar: bool, workers: int
 ) -> None:
     predictor, _ = NUMERIC_MODELS["binary"]
     lines = list(GOOD)
@@ -73,7 +73,7 @@ def test_skip_scores_the_good_lines_and_lists_the_bad_ones_in_order(
     lines[20] = "1,2"  # line 22: short
     data = ("\n".join([HEADER, *lines]) + "\n").encode()
     out, rejected, n_rows = _score(
-        predictor, data, remote=remote, columnar=columnar, threads=threads
+        predictor, data, remote=remote, columnar=columnar, workers=workers
     )
     assert [str(e) for e in rejected] == [
         "line 5, x: must be a whole number",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from collections.abc import Callable
 
 import msgspec
@@ -65,7 +66,7 @@ def run(
     *,
     linear: LinearSpec | None,
     chunk_rows: int,
-    threads: int = 1,
+    workers: int = 1,
 ) -> bytes:
     """Score `data` the way `modelapi predict` does; the bytes written."""
     out = io.BytesIO()
@@ -75,7 +76,7 @@ def run(
             predictor.manifest
         )
 
-    score_csv(io.BytesIO(data), out, scorer_for, chunk_rows=chunk_rows, threads=threads)
+    score_csv(io.BytesIO(data), out, scorer_for, chunk_rows=chunk_rows, workers=workers)
     return out.getvalue()
 
 
@@ -311,13 +312,17 @@ def test_probabilities_have_fifteen_decimals(p: float) -> None:
     assert math.isclose(float(text), p, abs_tol=5.1e-16)
 
 
+@pytest.mark.parametrize("platform", ["linux", "darwin"])  # forked processes, or threads
 @pytest.mark.parametrize("linear", [True, False])
-def test_threads_keep_the_order_and_report_the_first_bad_line(linear: bool) -> None:
+def test_workers_keep_the_order_and_report_the_first_bad_line(
+    linear: bool, platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "platform", platform)
     predictor, spec = NUMERIC_MODELS["binary"]
     lines = [f"{i},{i / 7:.4f},{-i}" for i in range(200)]
     data = ("X,Y val,Z\n" + "\n".join(lines) + "\n").encode()
     one = run(predictor, data, linear=spec if linear else None, chunk_rows=1000)
-    many = run(predictor, data, linear=spec if linear else None, chunk_rows=5, threads=3)
+    many = run(predictor, data, linear=spec if linear else None, chunk_rows=5, workers=3)
     assert many == one
     lines[150], lines[180] = "1,x,2", "y,1,2"
     data = ("X,Y val,Z\n" + "\n".join(lines) + "\n").encode()
@@ -328,7 +333,7 @@ def test_threads_keep_the_order_and_report_the_first_bad_line(linear: bool) -> N
             out,
             lambda h: (LocalScorer(predictor, h), answer_columns(predictor.manifest)),
             chunk_rows=5,
-            threads=3,
+            workers=3,
         )
     written = out.getvalue().splitlines()
     assert written == one.splitlines()[: len(written)]

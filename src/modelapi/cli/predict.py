@@ -68,11 +68,14 @@ def _usable_cpus() -> int:
     help="Seconds to wait for each answer from a server.",
 )
 @click.option(
+    "--workers",
     "--threads",
+    "workers",
     type=click.IntRange(1, 64),
     default=min(4, _usable_cpus()),
     show_default="CPUs this process may use, at most 4",
-    help="Threads scoring blocks in process (numpy's work runs outside the GIL).",
+    help="Processes scoring blocks at once (forked on Linux; threads elsewhere), for a model"
+    " scored in this process; the output stays in file order. --threads is its old name.",
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @click.option(
@@ -103,7 +106,7 @@ def predict(
     chunk_rows: int,
     api_key: str | None,
     timeout_s: float,
-    threads: int,
+    workers: int,
     progress: bool,
     on_error: str,
     errors_file: str | None,
@@ -139,7 +142,7 @@ def predict(
             out,
             scorer_for,
             chunk_rows=chunk_rows,
-            threads=threads,
+            workers=workers,
             progress=update,
             rejected=rejected,
             header_names=(lambda width: headerless_names(features, width)) if no_header else None,

@@ -18,16 +18,26 @@ Each block takes one of two paths, with the same answers:
 
 A file without a header (`header_names` given) has its first line scored as data, under the
 names `header_names(width)` gives.
+
+With several workers, plain blocks are scored by processes forked from this one where the
+system forks safely (Linux: each holds the scorer as it was at the fork, so only blocks and
+their answers are pickled), and by threads elsewhere. Threads share the GIL, which numpy
+releases in its array loops but not between them: on two cores they scored a 100-tree forest
+1.2-1.4 times as fast as one, processes 1.7 times. Blocks are written in file order,
+whichever finishes first.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from functools import partial
 from itertools import chain
 from typing import BinaryIO, NamedTuple, Protocol
 
@@ -50,7 +60,7 @@ _MAX_READ_BYTES = 4 * 1024 * 1024
 class BlockScorer(Protocol):
     """Scores the rows of one CSV layout (its header is fixed when the scorer is made)."""
 
-    parallel: bool  # whether blocks may be scored on several threads at once
+    parallel: bool  # whether blocks may be scored by several workers at once
 
     def score_block(self, block: bytes, first_line: int) -> bytes | None:
         """Output lines for a block of plain `\\n`-ended lines, or None for the record path.
@@ -219,7 +229,7 @@ def score_csv(
     scorer_for: Callable[[Record], tuple[BlockScorer, list[str]]],
     *,
     chunk_rows: int = 16_384,
-    threads: int = 1,
+    workers: int = 1,
     progress: Callable[[int], None] | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
     rejected: Callable[[InvalidInput], None] | None = None,
@@ -228,9 +238,9 @@ def score_csv(
     """Score a CSV stream into `out`; return the number of rows scored.
 
     `scorer_for(header)` gives the scorer for the file's header and the answer column names.
-    With `threads` > 1 and a scorer that allows it, plain blocks are scored on that many
-    threads (numpy works outside the GIL), written in order; at most threads + 1 blocks are
-    held. `progress(n_bytes)` is called after each block is written with the bytes it read.
+    With `workers` > 1 and a scorer that allows it, plain blocks are scored by that many
+    workers (`_workers`), written in order; at most workers + 1 blocks are held.
+    `progress(n_bytes)` is called after each block is written with the bytes it read.
     `rejected(error)` is called, in file order, for each line a skipping scorer refused.
     Raise InvalidInput naming the first bad line (rows before it are already written), or a
     line longer than `max_line_bytes`, so that memory stays flat whatever the input.
@@ -273,21 +283,25 @@ def score_csv(
                 progress(read - reported)
             reported = read
 
-    threads = threads if scorer.parallel else 1
-    with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
+    workers = workers if scorer.parallel else 1
+    with ExitStack() as stack:
+        pool: tuple[Executor, _Task] | None = None
         while True:
             block, n_block = lines.take(chunk_rows)
             if not block:
                 break
             plain = _plain(block)
             if plain is not None:
-                if pool is None:
+                if workers == 1:
                     pending.append((_score_plain(scorer, plain, line_no + 1), lines.bytes_read))
                 else:
-                    job = pool.submit(_score_plain, scorer, plain, line_no + 1)
+                    if pool is None:
+                        pool = _workers(scorer, workers)
+                        stack.enter_context(pool[0])
+                    job = pool[0].submit(pool[1], plain, line_no + 1)
                     pending.append((job, lines.bytes_read))
                 line_no += n_block
-                write(threads)
+                write(workers)
                 continue
             write(0)
             text_lines = io.StringIO(_decode(block, line_no + 1), newline="").readlines()
@@ -298,6 +312,39 @@ def score_csv(
             write(0)
         write(0)
     return n_rows
+
+
+# The scorer of a worker process: the parent's, adopted when the worker starts.
+_adopted: list[BlockScorer] = []
+
+_Task = Callable[[bytes, int], "_Written"]
+
+
+def _workers(scorer: BlockScorer, n: int) -> tuple[Executor, _Task]:
+    """`n` workers for plain blocks, and the task that scores one (plain block, first line)."""
+    if sys.platform != "linux":  # forking is unsafe elsewhere (macOS) or absent (Windows)
+        return ThreadPoolExecutor(n), partial(_score_plain, scorer)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Every worker is forked at the first submit (the executor's rule for fork) and inherits
+    # the scorer, which is not pickled. The output's buffered bytes are not written twice:
+    # multiprocessing flushes the standard streams before it forks, and a worker leaves with
+    # os._exit, which flushes no other buffer.
+    pool = ProcessPoolExecutor(
+        n, mp_context=multiprocessing.get_context("fork"), initializer=_adopt, initargs=(scorer,)
+    )
+    return pool, _score_adopted
+
+
+def _adopt(scorer: BlockScorer) -> None:
+    _adopted[:] = [scorer]
+    # Ctrl-C is the parent's to handle: it stops the workers when it shuts the pool down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _score_adopted(plain: bytes, first_line: int) -> _Written:
+    return _score_plain(_adopted[0], plain, first_line)
 
 
 class _Written(NamedTuple):
