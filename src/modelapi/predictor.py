@@ -46,10 +46,15 @@ class Predictor:
         "model_id",
     )
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, *, warm: bool = True) -> None:
+        """`warm`: make the model ready for single rows now (a server's first request must
+        not wait for it), not when the first comes; whole-file scoring may never need it."""
         self.manifest: Manifest = bundle.manifest
         self.features = FeatureTable(bundle.manifest.features)
         self.model: Model = _build_model(bundle)
+        ready: Callable[[], None] | None = getattr(self.model, "warm", None)
+        if warm and ready is not None:
+            ready()
         self.answers = AnswerEncoder(bundle.manifest)
         self.model_id = bundle.manifest.model_id
         self._classifier = bundle.manifest.classes is not None

@@ -145,7 +145,9 @@ manifest = msgspec.json.decode((folder / "manifest.json").read_bytes(), type=Man
 found = code_cache.precompiled_for(data)
 if found is not None:
     model.precompiled_for = lambda data: found
-    model.load(data, features=manifest.features, task=manifest.task, classes=manifest.classes)
+    model.load(
+        data, features=manifest.features, task=manifest.task, classes=manifest.classes
+    ).warm()
 print(json.dumps(None if found is None else [found.used, len(found._entries)]))
 """
 

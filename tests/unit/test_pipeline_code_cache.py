@@ -92,7 +92,7 @@ def _groups(forest: TrainResult, monkeypatch: pytest.MonkeyPatch) -> tuple[int, 
     if found is None:
         return None
     monkeypatch.setattr(model_module, "precompiled_for", lambda data: found)
-    _load(forest)
+    _load(forest).warm()
     return found.used, len(found._entries)
 
 
@@ -206,3 +206,25 @@ def test_without_a_target_interpreter_or_for_another_format_there_is_none(
     assert precompiled_entries(bundle, None) == {}
     assert precompiled_entries(bundle, "/nonexistent/python3.12") == {}
     assert precompiled_entries(bundle, sys.executable + "-missing") == {}
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_row_code_is_compiled_at_load_only_when_warmed(
+    forest: TrainResult,
+    X: pd.DataFrame,
+    expected: list[object],
+    warm: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server warms (its first request must not wait); `modelapi predict` may never need
+    the code, as its blocks go to the numpy evaluator."""
+    from modelapi.predictor import Predictor
+
+    compiled: list[object] = []
+    real = model_module.compile_spec
+    monkeypatch.setattr(model_module, "compile_spec", lambda *a: compiled.append(a) or real(*a))
+    predictor = Predictor(forest.bundle, warm=warm)
+    assert len(compiled) == int(warm)
+    rows = frame_rows(X.head(3), forest.manifest.features)
+    assert predictor.predict(rows) == predictor.predict(rows) == expected[:3]
+    assert len(compiled) == 1

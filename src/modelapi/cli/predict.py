@@ -238,7 +238,7 @@ def _scorer_for(
             model_id = f"{bundle.manifest.model_id} (built in: {store.uri} has no model {ref.name})"
     else:
         bundle = load_bundle(ref, store, serving_only=True)
-    predictor = Predictor(bundle)
+    predictor = Predictor(bundle, warm=False)
 
     def local(header: list[str]) -> tuple[BlockScorer, list[str]]:
         scorer = LocalScorer(predictor, header, skip_bad_lines=skip, header_fix=_FIX)

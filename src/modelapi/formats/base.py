@@ -18,7 +18,11 @@ Prediction = tuple[object, tuple[float, ...] | None]
 
 
 class Model(Protocol):
-    """What a served artifact can do: predict rows that the feature table already validated."""
+    """What a served artifact can do: predict rows that the feature table already validated.
+
+    A model that prepares work lazily may also have `warm()`, which `Predictor` calls to do
+    that work at load time where first answers must be quick.
+    """
 
     def predict(self, rows: Sequence[Row]) -> list[Prediction]:
         """Predict each row, in order."""
