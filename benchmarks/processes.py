@@ -18,6 +18,7 @@ from pathlib import Path
 
 __all__ = [
     "CLIENT_CPU",
+    "EVERY_CPU",
     "SERVER_CPU",
     "SERVING_PACKAGES",
     "Answer",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 SERVER_CPU, CLIENT_CPU = 0, 1
+# `modelapi predict` scores blocks on a thread per CPU: it runs alone, on all of them (a child
+# of this process would otherwise inherit its pinning to CLIENT_CPU).
+EVERY_CPU = tuple(range(os.cpu_count() or 1))
 Check = Callable[["Answer"], bool]
 
 
@@ -58,9 +62,12 @@ def pin_self() -> bool:
     return True
 
 
-def pinned(command: Sequence[str], cpu: int | None = SERVER_CPU) -> list[str]:
+def pinned(command: Sequence[str], cpu: int | Sequence[int] | None = SERVER_CPU) -> list[str]:
     """The command run under `taskset -c cpu` (the command keeps its process id)."""
-    return [*(["taskset", "-c", str(cpu)] if cpu is not None else []), *command]
+    if cpu is None:
+        return list(command)
+    cpus = ",".join(map(str, [cpu] if isinstance(cpu, int) else cpu))
+    return ["taskset", "-c", cpus, *command]
 
 
 def free_port() -> int:
