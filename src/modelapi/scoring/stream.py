@@ -239,7 +239,7 @@ def score_csv(
 
     `scorer_for(header)` gives the scorer for the file's header and the answer column names.
     With `workers` > 1 and a scorer that allows it, plain blocks are scored by that many
-    workers (`_workers`), written in order; at most workers + 1 blocks are held.
+    workers (`_workers`), written in order; at most 2 x workers + 1 blocks are held.
     `progress(n_bytes)` is called after each block is written with the bytes it read.
     `rejected(error)` is called, in file order, for each line a skipping scorer refused.
     Raise InvalidInput naming the first bad line (rows before it are already written), or a
@@ -284,6 +284,9 @@ def score_csv(
             reported = read
 
     workers = workers if scorer.parallel else 1
+    # Two blocks a worker: one scored, one waiting, so that no worker idles while this
+    # process writes an answer and reads the next block (7 % of a Pima file's time).
+    in_flight = 1 if workers == 1 else 2 * workers
     with ExitStack() as stack:
         pool: tuple[Executor, _Task] | None = None
         while True:
@@ -301,7 +304,7 @@ def score_csv(
                     job = pool[0].submit(pool[1], plain, line_no + 1)
                     pending.append((job, lines.bytes_read))
                 line_no += n_block
-                write(workers)
+                write(in_flight)
                 continue
             write(0)
             text_lines = io.StringIO(_decode(block, line_no + 1), newline="").readlines()
