@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -267,7 +268,12 @@ def tree_rss_bytes(pid: int) -> tuple[int, int]:
 def run_measured(
     command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> tuple[float, int, str]:
-    """Run a command to its end: (wall seconds, peak RSS bytes, stderr). Raise when it fails."""
+    """Run a command to its end: (wall seconds, peak RSS bytes, stderr). Raise when it fails.
+
+    The peak is the command's own high-water mark (VmHWM), read every few milliseconds while
+    it runs. wait4's ru_maxrss cannot tell it: exec keeps the larger of the old and the new
+    memory's peaks, and the old one is this process's forked copy (over 200 MB here).
+    """
     started = time.perf_counter()
     process = subprocess.Popen(
         list(command),
@@ -277,14 +283,32 @@ def run_measured(
         stderr=subprocess.PIPE,
     )
     assert process.stderr is not None
-    stderr = process.stderr.read().decode(errors="replace")
-    # wait4 gives this child's own peak RSS (getrusage would mix every child's).
-    _, status, usage = os.wait4(process.pid, 0)
+    peak = [0]
+    watcher = threading.Thread(target=_watch_peak, args=(process, peak), daemon=True)
+    watcher.start()
+    with process.stderr:
+        stderr = process.stderr.read().decode(errors="replace")
+    process.wait()
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
+    watcher.join()
     if process.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({process.returncode}): {stderr.strip()[-800:]}")
-    return seconds, usage.ru_maxrss * 1024, stderr
+    return seconds, peak[0], stderr
+
+
+def _watch_peak(process: subprocess.Popen[bytes], peak: list[int]) -> None:
+    """Keep the last VmHWM of a running process in peak[0] (a high-water mark only grows)."""
+    status = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        try:
+            text = status.read_text()
+        except OSError:
+            return
+        # Popen returns once the command is exec'd: this is its memory, not this process's.
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peak[0] = max(peak[0], int(line.split()[1]) * 1024)
+        time.sleep(0.002)
 
 
 # What `modelapi serve` and `modelapi predict` import, byte-compiled before they are timed.

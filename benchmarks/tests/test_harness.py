@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks.csv_run import parse_scored
+from benchmarks.processes import run_measured
 from benchmarks.profiling import summarise
 from benchmarks.report import REPO, shown
 from benchmarks.wrk import parse_duration_s, parse_wrk_output
@@ -115,3 +117,17 @@ def test_summarise_collapsed_stacks() -> None:
 def test_written_paths_are_shown_from_the_root_or_whole(tmp_path: Path) -> None:
     assert shown(REPO / "benchmarks" / "results" / "x.json") == "benchmarks/results/x.json"
     assert shown(tmp_path / "x.json") == str(tmp_path / "x.json")
+
+
+def test_the_peak_memory_is_the_commands_own_not_this_process_copy() -> None:
+    """wait4's ru_maxrss would report at least `ballast` for any command (exec keeps the
+    forked copy's peak); the command's own high-water mark does not."""
+    ballast = bytearray(300_000_000)  # this process, bigger than either command
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touched, so resident
+    small = [sys.executable, "-I", "-S", "-c", "import time; time.sleep(0.1)"]
+    _, small_peak, _ = run_measured(small)
+    grow = "import time; b = bytearray(120_000_000); b[::4096] = b'1' * len(b[::4096]); "
+    _, big_peak, _ = run_measured([sys.executable, "-I", "-S", "-c", grow + "time.sleep(0.1)"])
+    assert small_peak < 40_000_000
+    assert 120_000_000 < big_peak < 170_000_000
+    del ballast
