@@ -340,6 +340,28 @@ def test_workers_keep_the_order_and_report_the_first_bad_line(
     assert len(written) <= 151
 
 
+@pytest.mark.parametrize(
+    ("in_bytes", "out_bytes"),
+    [(1 << 20, 1 << 20), (1 << 20, 150), (100, 1 << 20), (150, 300)],
+    ids=["regions", "answer-too-big", "block-too-big", "some-fit"],
+)
+def test_blocks_and_answers_that_miss_the_shared_regions_take_the_pipe(
+    in_bytes: int, out_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelapi.scoring import stream
+
+    monkeypatch.setattr(stream._Workers, "_IN_BYTES", in_bytes)
+    monkeypatch.setattr(stream._Workers, "_OUT_BYTES", out_bytes)
+    predictor, spec = NUMERIC_MODELS["multiclass"]
+    lines = [f"{i},{i / 7:.4f},{-i}" for i in range(300)]
+    # Blocks of 3 to 12 lines: some fit a small region and some do not.
+    lines[40::37] = [f"{i},{i / 3:.9f},{-i * 1000.5}" for i in range(len(lines[40::37]))]
+    data = ("X,Y val,Z\n" + "\n".join(lines) + "\n").encode()
+    one = run(predictor, data, linear=spec, chunk_rows=1000)
+    for chunk_rows in (3, 12):
+        assert run(predictor, data, linear=spec, chunk_rows=chunk_rows, workers=2) == one
+
+
 def remote_run(
     predictor: Predictor, data: bytes, post: Callable[[bytes], bytes], request_rows: int
 ) -> bytes:

@@ -20,24 +20,23 @@ A file without a header (`header_names` given) has its first line scored as data
 names `header_names(width)` gives.
 
 With several workers, plain blocks are scored by processes forked from this one where the
-system forks safely (Linux: each holds the scorer as it was at the fork, so only blocks and
-their answers are pickled), and by threads elsewhere. Threads share the GIL, which numpy
-releases in its array loops but not between them: on two cores they scored a 100-tree forest
-1.2-1.4 times as fast as one, processes 1.7 times. Blocks are written in file order,
-whichever finishes first.
+system forks safely (Linux: `_Workers`), and by threads elsewhere. Threads share the GIL,
+which numpy releases in its array loops but not between them: on two cores they scored a
+100-tree forest 1.2-1.4 times as fast as one, processes 1.7 times. Blocks are written in file
+order, whichever finishes first.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import mmap
 import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import ExitStack
-from functools import partial
+from contextlib import ExitStack, suppress
 from itertools import chain
 from typing import BinaryIO, NamedTuple, Protocol
 
@@ -273,8 +272,14 @@ def score_csv(
         nonlocal reported, n_rows
         while len(pending) > keep:
             job, read = pending.popleft()
-            written = job.result() if isinstance(job, Future) else job
-            out.write(written.text)
+            if isinstance(job, Future):
+                assert pool is not None
+                written = pool.result(job)
+                out.write(written.text)
+                pool.release(job)
+            else:
+                written = job
+                out.write(written.text)
             n_rows += written.n_rows
             for error in written.rejected:
                 assert rejected is not None, "only a scorer that skips bad lines refuses one"
@@ -287,8 +292,8 @@ def score_csv(
     # Two blocks a worker: one scored, one waiting, so that no worker idles while this
     # process writes an answer and reads the next block (7 % of a Pima file's time).
     in_flight = 1 if workers == 1 else 2 * workers
+    pool: _Workers | None = None
     with ExitStack() as stack:
-        pool: tuple[Executor, _Task] | None = None
         while True:
             block, n_block = lines.take(chunk_rows)
             if not block:
@@ -299,10 +304,8 @@ def score_csv(
                     pending.append((_score_plain(scorer, plain, line_no + 1), lines.bytes_read))
                 else:
                     if pool is None:
-                        pool = _workers(scorer, workers)
-                        stack.enter_context(pool[0])
-                    job = pool[0].submit(pool[1], plain, line_no + 1)
-                    pending.append((job, lines.bytes_read))
+                        pool = stack.enter_context(_Workers(scorer, workers, in_flight + 1))
+                    pending.append((pool.submit(plain, line_no + 1), lines.bytes_read))
                 line_no += n_block
                 write(in_flight)
                 continue
@@ -317,45 +320,117 @@ def score_csv(
     return n_rows
 
 
-# The scorer of a worker process: the parent's, adopted when the worker starts.
-_adopted: list[BlockScorer] = []
+class _Workers:
+    """Workers scoring plain blocks: processes forked from this one on Linux, threads elsewhere.
 
-_Task = Callable[[bytes, int], "_Written"]
+    A forked worker inherits the scorer, which is not pickled, and regions of memory shared
+    with this process, a pair (lines in, answered lines out) per block in flight. A block and
+    its answer are copied into and out of them once; through the executor's pipe they were
+    pickled and copied several times over, read back 64 KB at a time (8 % of a Pima file's
+    time). A block or answer too big for its region goes through the pipe.
+    """
+
+    _IN_BYTES = 8 * 1024 * 1024
+    _OUT_BYTES = 16 * 1024 * 1024
+
+    def __init__(self, scorer: BlockScorer, n: int, n_regions: int) -> None:
+        self._scorer = scorer
+        self._regions: list[tuple[mmap.mmap, mmap.mmap]] = []
+        self._free: list[int] = []
+        self._held: dict[Future[_Written], int] = {}
+        if sys.platform != "linux":  # forking is unsafe elsewhere (macOS) or absent (Windows)
+            self._pool: Executor = ThreadPoolExecutor(n)
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # Anonymous shared mappings: only the pages written are ever resident.
+        self._regions = [
+            (mmap.mmap(-1, self._IN_BYTES), mmap.mmap(-1, self._OUT_BYTES))
+            for _ in range(n_regions)
+        ]
+        self._free = list(range(n_regions))
+        # Every worker is forked at the first submit (the executor's rule for fork). The
+        # output's buffered bytes are not written twice: multiprocessing flushes the standard
+        # streams before it forks, and a worker leaves with os._exit, which flushes no other.
+        self._pool = ProcessPoolExecutor(
+            n,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_adopt,
+            initargs=(scorer, self._regions),
+        )
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown()
+        for region in self._regions:
+            for part in region:
+                # A view of an answer still held (an error on the way out) keeps it open.
+                with suppress(BufferError):
+                    part.close()
+
+    def submit(self, plain: bytes, first_line: int) -> Future[_Written]:
+        """Score a plain block; its Future's result is for `result`, then `release`."""
+        if not self._regions:
+            return self._pool.submit(_score_plain, self._scorer, plain, first_line)
+        if len(plain) > self._IN_BYTES or not self._free:
+            return self._pool.submit(_score_given, plain, first_line)
+        index = self._free.pop()
+        self._regions[index][0][: len(plain)] = plain
+        job = self._pool.submit(_score_shared, index, len(plain), first_line)
+        self._held[job] = index
+        return job
+
+    def result(self, job: Future[_Written]) -> _Written:
+        """The block's answer; its text may be a view of a region, valid until `release`."""
+        written = job.result()
+        index = self._held.get(job)
+        if index is None or written.shared < 0:
+            return written
+        return written._replace(text=memoryview(self._regions[index][1])[: written.shared])
+
+    def release(self, job: Future[_Written]) -> None:
+        """Give the block's region back (its answer has been written)."""
+        index = self._held.pop(job, None)
+        if index is not None:
+            self._free.append(index)
 
 
-def _workers(scorer: BlockScorer, n: int) -> tuple[Executor, _Task]:
-    """`n` workers for plain blocks, and the task that scores one (plain block, first line)."""
-    if sys.platform != "linux":  # forking is unsafe elsewhere (macOS) or absent (Windows)
-        return ThreadPoolExecutor(n), partial(_score_plain, scorer)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # Every worker is forked at the first submit (the executor's rule for fork) and inherits
-    # the scorer, which is not pickled. The output's buffered bytes are not written twice:
-    # multiprocessing flushes the standard streams before it forks, and a worker leaves with
-    # os._exit, which flushes no other buffer.
-    pool = ProcessPoolExecutor(
-        n, mp_context=multiprocessing.get_context("fork"), initializer=_adopt, initargs=(scorer,)
-    )
-    return pool, _score_adopted
+# What a worker process scores with and through: the parent's, adopted when it starts.
+_adopted: list[tuple[BlockScorer, list[tuple[mmap.mmap, mmap.mmap]]]] = []
 
 
-def _adopt(scorer: BlockScorer) -> None:
-    _adopted[:] = [scorer]
+def _adopt(scorer: BlockScorer, regions: list[tuple[mmap.mmap, mmap.mmap]]) -> None:
+    _adopted[:] = [(scorer, regions)]
     # Ctrl-C is the parent's to handle: it stops the workers when it shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _score_adopted(plain: bytes, first_line: int) -> _Written:
-    return _score_plain(_adopted[0], plain, first_line)
+def _score_given(plain: bytes, first_line: int) -> _Written:
+    return _score_plain(_adopted[0][0], plain, first_line)
+
+
+def _score_shared(index: int, length: int, first_line: int) -> _Written:
+    """Score the block in region `index`; leave the answer in its other half if it fits."""
+    scorer, regions = _adopted[0]
+    into, back = regions[index]
+    written = _score_plain(scorer, into[:length], first_line)
+    size = len(written.text)
+    if size > len(back):
+        return written
+    back[:size] = written.text
+    return written._replace(text=b"", shared=size)
 
 
 class _Written(NamedTuple):
     """A scored block: its output lines, how many rows they are, and the lines refused."""
 
-    text: bytes
+    text: bytes | memoryview
     n_rows: int
     rejected: list[InvalidInput]
+    shared: int = -1  # from a worker process: the lines' length in its region (text is b"")
 
 
 def _score_plain(scorer: BlockScorer, plain: bytes, first_line: int) -> _Written:
