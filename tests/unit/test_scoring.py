@@ -340,6 +340,18 @@ def test_workers_keep_the_order_and_report_the_first_bad_line(
     assert len(written) <= 151
 
 
+def test_a_file_of_one_block_starts_no_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelapi.scoring import stream
+
+    predictor, spec = NUMERIC_MODELS["binary"]
+    data = ("X,Y val,Z\n" + "".join(f"{i},{i / 7:.4f},{-i}\n" for i in range(50))).encode()
+    one = run(predictor, data, linear=spec, chunk_rows=50)
+    monkeypatch.setattr(stream, "_Workers", None)  # any use of it would fail
+    assert run(predictor, data, linear=spec, chunk_rows=100, workers=2) == one
+    with pytest.raises(TypeError):
+        run(predictor, data, linear=spec, chunk_rows=49, workers=2)
+
+
 @pytest.mark.parametrize(
     ("in_bytes", "out_bytes"),
     [(1 << 20, 1 << 20), (1 << 20, 150), (100, 1 << 20), (150, 300)],

@@ -151,6 +151,11 @@ class _Lines:
             self._bytes_per_line = len(block) / max(1, have)
         return block, have
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether every line of the stream has been handed out."""
+        return self._eof and not self._pending
+
     def put_back(self, block: bytes) -> None:
         """Hand `block` (the lines taken last) out again on the next take."""
         self._pending = block + self._pending
@@ -300,7 +305,8 @@ def score_csv(
                 break
             plain = _plain(block)
             if plain is not None:
-                if workers == 1:
+                # A file of one block is scored here: forking would cost more than it saves.
+                if workers == 1 or (pool is None and lines.exhausted):
                     pending.append((_score_plain(scorer, plain, line_no + 1), lines.bytes_read))
                 else:
                     if pool is None:
