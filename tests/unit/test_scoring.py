@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -495,3 +497,26 @@ def test_remote_scoring_sends_no_blank_rows() -> None:
     data = b"X,Y val,Z\n1,2,3\n\n4,5,6\n"
     remote = remote_run(predictor, data, post, request_rows=8)
     assert remote == run(predictor, data, linear=None, chunk_rows=16)
+
+
+def _die(*args: object) -> None:
+    os._exit(9)  # as the out-of-memory killer would: the worker is gone without a word
+
+
+def test_a_worker_that_dies_stops_the_command_with_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelapi.cli import main
+    from modelapi.scoring import stream
+
+    monkeypatch.setattr(stream, "_score_shared", _die)
+    source = tmp_path / "rows.csv"
+    row = "6,148,72,35,0,33.6,0.627,50\n"
+    source.write_text(PIMA_HEADER + "\n" + row * 200)
+    monkeypatch.chdir(tmp_path)
+    argv = ["predict", "diabetes", str(source), "-o", "scored.csv", "--chunk-rows", "20"]
+    assert main([*argv, "--workers", "2", "--no-progress"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("error: a scoring worker process stopped before its block")
+    assert "scored.csv was not written" in error[-1]
+    assert not list(tmp_path.glob("*scored.csv*"))

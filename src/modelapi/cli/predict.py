@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import BrokenExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
@@ -137,16 +138,30 @@ def predict(
         from modelapi.scoring.scorers import headerless_names
         from modelapi.scoring.stream import score_csv
 
-        n_rows = score_csv(
-            source,
-            out,
-            scorer_for,
-            chunk_rows=chunk_rows,
-            workers=workers,
-            progress=update,
-            rejected=rejected,
-            header_names=(lambda width: headerless_names(features, width)) if no_header else None,
-        )
+        try:
+            n_rows = score_csv(
+                source,
+                out,
+                scorer_for,
+                chunk_rows=chunk_rows,
+                workers=workers,
+                progress=update,
+                rejected=rejected,
+                header_names=(
+                    (lambda width: headerless_names(features, width)) if no_header else None
+                ),
+            )
+        except BrokenExecutor:
+            where = (
+                "standard output holds the lines before it"
+                if output == "-"
+                else (f"{output} was not written")
+            )
+            raise click.ClickException(
+                "a scoring worker process stopped before its block was done (killed, or out"
+                f" of memory?); {where}. Run again, with fewer --workers or --chunk-rows if"
+                " memory is short."
+            ) from None
     seconds = time.perf_counter() - started
     rate = f", {n_rows / seconds:,.0f} rows/s" if seconds > 0 and n_rows else ""
     where = "standard output" if output == "-" else output
