@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelapi.answers import format_probability
 from modelapi.config import Settings
 from modelapi.predictor import Predictor
 from modelapi.schema import Feature
@@ -26,6 +27,7 @@ from modelapi.scoring import block_bodies
 from modelapi.service import Request, Service
 from modelapi.source import ModelSource
 from tests.adversarial.budget import scaled
+from tests.gap_model import gap_predictor, gap_rows
 from tests.linear_models import linear_predictor
 
 FEATURES = (
@@ -167,3 +169,42 @@ def test_tiny_probabilities_and_huge_values_are_written_as_repr(model: str) -> N
         probabilities = [cell for cell in cells if cell not in ("0", "1", "x", "y", "z")]
         assert all(re.fullmatch(r"[01]\.[0-9]{15}", cell) for cell in probabilities)
         assert "0.000000000000000" in probabilities
+
+
+def test_empty_cells_of_a_model_with_gaps_answer_as_nulls() -> None:
+    """CSV lines with empty cells take the block path for a model that answers missing
+    values, with the bytes of the general path and of JSON objects with nulls."""
+    predictor = gap_predictor()
+    service = Service(ModelSource.of(predictor), Settings(store="/nonexistent/models"))
+    lines = [line.split(",", 1)[1] for line in gap_rows(700)]  # past the block threshold
+    text = ("".join(line + "\n" for line in lines)).encode()
+    keys = [f.key for f in predictor.manifest.features]
+    objects = [
+        {k: (float(v) if v else None) for k, v in zip(keys, line.split(","), strict=True)}
+        for line in lines
+    ]
+    import numpy
+
+    from modelapi.scoring.block_answers import BlockAnswers
+
+    block = BlockAnswers.of(numpy, predictor)
+    assert block is not None
+    assert block.values(text, 3, [0, 1, 2]) is not None  # the block path reads the gaps
+    answered = {}
+    for name, request in (
+        ("csv", Request("POST", "/invocations", CSV, text)),
+        ("objects", Request("POST", "/predict", JSON, json.dumps(objects).encode())),
+    ):
+        block_bodies._blocks.clear()
+        response = service.handle(request)
+        assert response.status == 200, response.body
+        answered[name] = response.body
+        with _without_numpy():
+            assert service.handle(request).body == response.body
+    csv_rows = [row.split(",") for row in answered["csv"].decode().splitlines()]
+    predictions = json.loads(answered["objects"])
+    assert len(csv_rows) == len(predictions) == len(lines)
+    assert csv_rows == [
+        [str(p["churned"]), *map(format_probability, p["probabilities"].values())]
+        for p in predictions
+    ]

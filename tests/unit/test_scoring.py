@@ -24,6 +24,7 @@ from modelapi.predictor import OUT_OF_RANGE, Predictor
 from modelapi.schema import Feature
 from modelapi.scoring.scorers import LocalScorer, RemoteScorer
 from modelapi.scoring.stream import score_csv
+from tests.gap_model import HEADER, gap_predictor, gap_rows
 from tests.http.toy_models import toy_predictor
 from tests.linear_models import linear_predictor as in_memory_predictor
 
@@ -520,3 +521,34 @@ def test_a_worker_that_dies_stops_the_command_with_one_clear_line(
     assert error[-1].startswith("error: a scoring worker process stopped before its block")
     assert "scored.csv was not written" in error[-1]
     assert not list(tmp_path.glob("*scored.csv*"))
+
+
+def test_empty_cells_are_missing_values_on_the_columnar_path() -> None:
+    gaps_model = gap_predictor()
+    rows = gap_rows(300)
+    data = (HEADER + "\n" + "\n".join(rows) + "\n").encode()
+    scorer = LocalScorer(gaps_model, HEADER.split(","))
+    assert scorer.score_block(data.partition(b"\n")[2], 2) is not None  # not handed over
+    fast = scored(gaps_model, data, columnar=True)
+    assert isinstance(fast, bytes)
+    assert fast == scored(gaps_model, data, columnar=False)
+    # A lone sign is neither a number nor a gap: both paths name it.
+    rows[9] = "id9,-,3.5,0.1"
+    bad = (HEADER + "\n" + "\n".join(rows) + "\n").encode()
+    message = scored(gaps_model, bad, columnar=True)
+    assert message == scored(gaps_model, bad, columnar=False) == "line 11, visits: must be a number"
+
+
+def scored(predictor: Predictor, data: bytes, *, columnar: bool) -> bytes | str:
+    """What `modelapi predict` writes (chunks of 64 lines), or its error."""
+    out = io.BytesIO()
+
+    def scorer_for(header: list[str]) -> tuple[LocalScorer, list[str]]:
+        scorer = LocalScorer(predictor, header, columnar=columnar)
+        return scorer, answer_columns(predictor.manifest)
+
+    try:
+        score_csv(io.BytesIO(data), out, scorer_for, chunk_rows=64)
+    except InvalidInput as exc:
+        return str(exc)
+    return out.getvalue()

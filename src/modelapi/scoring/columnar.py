@@ -5,16 +5,17 @@ accepts only a subset of what the record path (csv module + `FeatureTable.parse_
 accepts, and gives the same numbers for it; whatever it does not accept, it hands back
 (`score` returns None) and the record path scores the block and names any bad cell.
 
-Accepted cells are `[+-]?digits[.digits]` with at most 15 digits: the mantissa is then an
-exact integer below 2**53 and one division by an exact power of ten gives the correctly
-rounded value, the same float that `float(text)` gives. Exponents, spaces, quotes, empty
-cells and the like go to the record path. The decision function is the model's own
-(`LinearModel.decision`, applied to a row of columns), so it is bit-for-bit the one that
-answers single rows. A `pipeline.json` model with numeric inputs is scored here too, by its
-numpy evaluator (`modelapi.formats.pipeline.vectorised`): the same outputs as its compiled
-code, with its exp and softmax applied by the compiled code's own functions. The linear
-model's logistic and softmax use math.exp and math.fsum as `LinearModel` does, so the written
-digits are the same whichever path answers a row.
+Accepted cells are `[+-]?digits[.digits]` with at most 15 digits: the mantissa is then an exact
+integer below 2**53 and one division by an exact power of ten gives the correctly rounded value,
+the same float that `float(text)` gives. An empty cell is a missing value (NaN) for a feature
+that accepts one, as the record path reads it. Exponents, spaces, quotes, other empty cells and
+the like go to the record path. The decision function is the model's own
+(`LinearModel.decision`, applied to a row of columns), so it is bit-for-bit the one that answers
+single rows. A `pipeline.json` model with numeric inputs is scored here too, by its numpy
+evaluator (`modelapi.formats.pipeline.vectorised`): the same outputs as its compiled code, with
+its exp and softmax applied by the compiled code's own functions. The linear model's logistic
+and softmax use math.exp and math.fsum as `LinearModel` does, so the written digits are the same
+whichever path answers a row.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class ColumnarScorer:
         self._columns = numpy.asarray(feature_columns, dtype=numpy.int64)
         self._all_columns = list(feature_columns) == list(range(n_columns))
         self._integer = numpy.asarray([f.type == "integer" for f in features], dtype=bool)
+        self._accepts_missing = numpy.asarray([f.accepts_missing for f in features], dtype=bool)
         self._pow10 = numpy.asarray([10.0**k for k in range(_MAX_CELL_CHARS + 2)])
         self._int_pow10 = numpy.asarray([10**k for k in range(_MAX_CELL_CHARS + 2)], numpy.uint64)
         self._bit = numpy.asarray([1 << k for k in range(_MAX_CELL_CHARS + 1)], numpy.uint64)
@@ -164,8 +166,16 @@ class ColumnarScorer:
             cell_ends = ends[:, self._columns].ravel()
         lengths = cell_ends - cell_starts
         width = int(lengths.max())
-        if width > _MAX_CELL_CHARS or int(lengths.min()) == 0:
+        if width > _MAX_CELL_CHARS:
             return None
+        # An empty cell is a missing value (as the record path reads it) where the model
+        # answers one, a cell for the record path to name elsewhere. Its window is cut to
+        # nothing below (`% 10**0`), and it is read as NaN at the end.
+        empty = None
+        if int(lengths.min()) == 0:
+            empty = np.flatnonzero(lengths == 0)
+            if not self._accepts_missing.take(empty % self._columns.size).all():
+                return None
         # Every character at once: its digit (0 for any other character), and whether it is
         # not a digit. Windows of `width` characters ending at each cell's last character then
         # hold the cell's digits as a number (dot and sign count as 0) and its non-digits as
@@ -202,7 +212,12 @@ class ColumnarScorer:
             dotted = unusual[is_dot]
             decimals = at[is_dot]
             negative = unusual[first == _MINUS]
-        if int(digits.min()) == 0 or int(digits.max()) > _MAX_DIGITS:
+        if int(digits.max()) > _MAX_DIGITS:
+            return None
+        if empty is None:
+            if int(digits.min()) == 0:
+                return None
+        elif int(np.count_nonzero(digits == 0)) != empty.size:  # a lone sign or dot
             return None
         if int(scaled.max()) >= _EXACT_LIMIT:
             return None
@@ -215,10 +230,12 @@ class ColumnarScorer:
             values[dotted] = mantissa.astype(np.float64) / self._pow10.take(decimals)
         if negative is not None and negative.size:
             values[negative] = -values[negative]
+        if empty is not None:
+            values[empty] = np.nan
         values = values.reshape(n_rows, self._columns.size)
         if self._integer.any():
             ints = values[:, self._integer]
-            if (ints != np.floor(ints)).any():
+            if (ints != np.floor(ints)).any() and not (empty is not None and _only_nan(np, ints)):
                 return None
         result: Floats = values
         return result
@@ -342,6 +359,11 @@ class _LinearBlock:
         total = np.fromiter(map(math.fsum, exps.tolist()), np.float64, n_rows)
         probs = exps / total[:, None]
         return np.argmax(z, axis=1), list(probs.T)
+
+
+def _only_nan(np: ModuleType, ints: Floats) -> bool:
+    """Whether every value of an integer column that is not whole is a missing one."""
+    return not bool(((ints != np.floor(ints)) & ~np.isnan(ints)).any())
 
 
 def _math_exp(np: ModuleType, values: Floats) -> Floats:
