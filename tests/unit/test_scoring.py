@@ -539,6 +539,16 @@ def test_empty_cells_are_missing_values_on_the_columnar_path() -> None:
     assert message == scored(gaps_model, bad, columnar=False) == "line 11, visits: must be a number"
 
 
+def test_a_blank_line_of_a_one_column_file_is_dropped_not_missing() -> None:
+    predictor = gap_predictor(only_score=True)
+    data = b"Score\n0.5\n\n-1.25\n\n\n2\n"
+    assert LocalScorer(predictor, ["Score"]).score_block(data[6:], 2) is None
+    fast = scored(predictor, data, columnar=True)
+    assert fast == scored(predictor, data, columnar=False)
+    assert isinstance(fast, bytes)
+    assert fast.count(b"\n") == 4
+
+
 def scored(predictor: Predictor, data: bytes, *, columnar: bool) -> bytes | str:
     """What `modelapi predict` writes (chunks of 64 lines), or its error."""
     out = io.BytesIO()

@@ -173,6 +173,8 @@ class ColumnarScorer:
         # nothing below (`% 10**0`), and it is read as NaN at the end.
         empty = None
         if int(lengths.min()) == 0:
+            if self._n_columns == 1:  # a blank line, which the record path drops
+                return None
             empty = np.flatnonzero(lengths == 0)
             if not self._accepts_missing.take(empty % self._columns.size).all():
                 return None
