@@ -172,8 +172,9 @@ def test_tiny_probabilities_and_huge_values_are_written_as_repr(model: str) -> N
 
 
 def test_empty_cells_of_a_model_with_gaps_answer_as_nulls() -> None:
-    """CSV lines with empty cells take the block path for a model that answers missing
-    values, with the bytes of the general path and of JSON objects with nulls."""
+    """CSV lines with empty cells and dataframe_split rows with nulls take the block path
+    for a model that answers missing values, with the bytes of the general path and of JSON
+    objects with nulls."""
     predictor = gap_predictor()
     service = Service(ModelSource.of(predictor), Settings(store="/nonexistent/models"))
     lines = [line.split(",", 1)[1] for line in gap_rows(700)]  # past the block threshold
@@ -190,10 +191,14 @@ def test_empty_cells_of_a_model_with_gaps_answer_as_nulls() -> None:
     block = BlockAnswers.of(numpy, predictor)
     assert block is not None
     assert block.values(text, 3, [0, 1, 2]) is not None  # the block path reads the gaps
+    data = json.dumps([list(row.values()) for row in objects]).encode()
+    assert block_bodies.number_lines(data) is not None
+    split = b'{"dataframe_split":{"columns":' + json.dumps(keys).encode() + b',"data":'
     answered = {}
     for name, request in (
         ("csv", Request("POST", "/invocations", CSV, text)),
         ("objects", Request("POST", "/predict", JSON, json.dumps(objects).encode())),
+        ("split", Request("POST", "/predict", JSON, split + data + b"}}")),
     ):
         block_bodies._blocks.clear()
         response = service.handle(request)
@@ -203,6 +208,7 @@ def test_empty_cells_of_a_model_with_gaps_answer_as_nulls() -> None:
             assert service.handle(request).body == response.body
     csv_rows = [row.split(",") for row in answered["csv"].decode().splitlines()]
     predictions = json.loads(answered["objects"])
+    assert answered["split"] == b'{"predictions":' + answered["objects"] + b"}"
     assert len(csv_rows) == len(predictions) == len(lines)
     assert csv_rows == [
         [str(p["churned"]), *map(format_probability, p["probabilities"].values())]

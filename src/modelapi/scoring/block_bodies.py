@@ -54,8 +54,10 @@ def block_answers(predictor: Predictor) -> BlockAnswers | None:
 def number_lines(raw: bytes) -> bytes | None:
     """A JSON array of arrays of numbers as `\\n`-ended lines of comma-separated numbers.
 
-    None when the array holds anything else (strings, objects, nulls, deeper arrays), and for
-    `-0`, which JSON reads as the integer 0 but a text parser as -0.0.
+    A null is an empty cell, which the block path reads as a missing value where the model
+    answers one (and otherwise hands back). None when the array holds anything else
+    (strings, objects, deeper arrays), and for `-0`, which JSON reads as the integer 0 but a
+    text parser as -0.0.
     """
     if b'"' in raw:
         return None
@@ -68,6 +70,8 @@ def number_lines(raw: bytes) -> bytes | None:
     lines = text[2:-2].replace(b"],[", b"\n") + b"\n"
     if b"[" in lines or b"]" in lines:
         return None
+    if b"n" in lines:
+        lines = lines.replace(b"null", b"")
     if b"-" in lines and (b"-0," in lines or b"-0\n" in lines):
         return None
     return lines
