@@ -12,8 +12,10 @@ single-row path:
   and answer text written from msgspec-encoded columns;
 - any other model with numeric features: the rows as floats through `Predictor.predict`.
 
-Anything this path does not read (a cell with an exponent, a null, a ragged row, a decision
-that is not finite) makes it return None, and the general path answers or names the problem.
+A null (an empty CSV cell) is a missing value, NaN, for a feature that accepts one; the
+compiled code reads NaN as it reads None. Anything this path does not read (a cell with an
+exponent, a null for a feature that must be given, a ragged row, a decision that is not
+finite) makes it return None, and the general path answers or names the problem.
 """
 
 from __future__ import annotations
