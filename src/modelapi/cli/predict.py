@@ -52,7 +52,7 @@ def _usable_cpus() -> int:
 @click.option(
     "--chunk-rows",
     type=click.IntRange(1, 10_000_000),
-    default=16_384,
+    default=32_768,
     show_default=True,
     help="Rows read and scored at a time; memory grows with it, not with the file.",
 )

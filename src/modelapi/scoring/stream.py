@@ -51,7 +51,7 @@ Scored = Record | InvalidInput
 # not grow with the longest line either (a 300 MiB line once took 2.19 GB).
 MAX_LINE_BYTES = 1024 * 1024
 # A block stops short of its line count past this size, and no read asks for more than
-# _MAX_READ_BYTES: with long lines, a block of 16,384 of them would otherwise be gigabytes.
+# _MAX_READ_BYTES: with long lines, a block of 32,768 of them would otherwise be gigabytes.
 _MAX_BLOCK_BYTES = 32 * 1024 * 1024
 _MAX_READ_BYTES = 4 * 1024 * 1024
 
@@ -232,7 +232,7 @@ def score_csv(
     out: BinaryIO,
     scorer_for: Callable[[Record], tuple[BlockScorer, list[str]]],
     *,
-    chunk_rows: int = 16_384,
+    chunk_rows: int = 32_768,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
