@@ -105,8 +105,11 @@ class FaultProxy:
             except (TimeoutError, OSError):
                 continue
             with self._lock:
-                self._open.add(conn)
                 mode = self._mode
+                if mode == "refuse":  # accepted as the listener closed: refused after all
+                    conn.close()
+                    continue
+                self._open.add(conn)
             threading.Thread(target=self._serve, args=(conn, mode), daemon=True).start()
 
     def _serve(self, conn: socket.socket, mode: str) -> None:
