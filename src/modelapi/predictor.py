@@ -52,8 +52,7 @@ class Predictor:
         self.manifest: Manifest = bundle.manifest
         self.features = FeatureTable(bundle.manifest.features)
         self.model: Model = _build_model(bundle)
-        ready: Callable[[], None] | None = getattr(self.model, "warm", None)
-        if warm and ready is not None:
+        if warm and (ready := getattr(self.model, "warm", None)) is not None:
             ready()
         self.answers = AnswerEncoder(bundle.manifest)
         self.model_id = bundle.manifest.model_id

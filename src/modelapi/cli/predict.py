@@ -152,11 +152,10 @@ def predict(
                 ),
             )
         except BrokenExecutor:
-            where = (
-                "standard output holds the lines before it"
-                if output == "-"
-                else (f"{output} was not written")
-            )
+            if output == "-":
+                where = "standard output holds the lines before it"
+            else:
+                where = f"{output} was not written"
             raise click.ClickException(
                 "a scoring worker process stopped before its block was done (killed, or out"
                 f" of memory?); {where}. Run again, with fewer --workers or --chunk-rows if"

@@ -216,10 +216,8 @@ class ColumnarScorer:
             negative = unusual[first == _MINUS]
         if int(digits.max()) > _MAX_DIGITS:
             return None
-        if empty is None:
-            if int(digits.min()) == 0:
-                return None
-        elif int(np.count_nonzero(digits == 0)) != empty.size:  # a lone sign or dot
+        # Cells without a digit: the empty ones, and no other (a lone sign or dot).
+        if int(np.count_nonzero(digits == 0)) != (0 if empty is None else empty.size):
             return None
         if int(scaled.max()) >= _EXACT_LIMIT:
             return None
@@ -237,7 +235,10 @@ class ColumnarScorer:
         values = values.reshape(n_rows, self._columns.size)
         if self._integer.any():
             ints = values[:, self._integer]
-            if (ints != np.floor(ints)).any() and not (empty is not None and _only_nan(np, ints)):
+            not_whole = ints != np.floor(ints)
+            if empty is not None:
+                not_whole &= ~np.isnan(ints)  # a missing value is no fraction
+            if not_whole.any():
                 return None
         result: Floats = values
         return result
@@ -361,11 +362,6 @@ class _LinearBlock:
         total = np.fromiter(map(math.fsum, exps.tolist()), np.float64, n_rows)
         probs = exps / total[:, None]
         return np.argmax(z, axis=1), list(probs.T)
-
-
-def _only_nan(np: ModuleType, ints: Floats) -> bool:
-    """Whether every value of an integer column that is not whole is a missing one."""
-    return not bool(((ints != np.floor(ints)) & ~np.isnan(ints)).any())
 
 
 def _math_exp(np: ModuleType, values: Floats) -> Floats:

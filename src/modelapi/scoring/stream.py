@@ -243,7 +243,7 @@ def score_csv(
 
     `scorer_for(header)` gives the scorer for the file's header and the answer column names.
     With `workers` > 1 and a scorer that allows it, plain blocks are scored by that many
-    workers (`_workers`), written in order; at most 2 x workers + 1 blocks are held.
+    workers (`_Workers`), written in order; at most 2 x workers + 1 blocks are held.
     `progress(n_bytes)` is called after each block is written with the bytes it read.
     `rejected(error)` is called, in file order, for each line a skipping scorer refused.
     Raise InvalidInput naming the first bad line (rows before it are already written), or a
@@ -281,7 +281,7 @@ def score_csv(
                 assert pool is not None
                 written = pool.result(job)
                 out.write(written.text)
-                pool.release(job)
+                pool.release(job)  # its region held the text just written
             else:
                 written = job
                 out.write(written.text)
