@@ -81,7 +81,7 @@ def parse_scored(stderr: str) -> tuple[int, float] | None:
 def predict_figures(
     modelapi: Sequence[str], csv_path: Path, n_rows: int, work: Path
 ) -> dict[str, object]:
-    """Run `modelapi predict diabetes CSV -o OUT` on every core (a scoring thread each, the
+    """Run `modelapi predict diabetes CSV -o OUT` on every core (a scoring worker each, the
     command's default): rows/s launch to exit, peak RSS."""
     out = work / f"scored-{n_rows}.csv"
     command = pinned([*modelapi, "predict", "diabetes", str(csv_path), "-o", str(out)], EVERY_CPU)

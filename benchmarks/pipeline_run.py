@@ -172,7 +172,7 @@ def predict_file_figures(forest: object, work: Path, n_rows: int) -> dict[str, o
         "launch_to_exit_s": round(seconds, 2),
         "rows_per_s": round(n_rows / seconds),
         "cpu_s": round(cpu, 2),
-        "threads": f"the default: one per CPU ({len(EVERY_CPU)}), at most 4",
+        "workers": f"the default: one per CPU ({len(EVERY_CPU)}), at most 4",
     }
 
 

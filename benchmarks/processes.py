@@ -37,8 +37,8 @@ __all__ = [
 ]
 
 SERVER_CPU, CLIENT_CPU = 0, 1
-# `modelapi predict` scores blocks on a thread per CPU: it runs alone, on all of them (a child
-# of this process would otherwise inherit its pinning to CLIENT_CPU).
+# `modelapi predict` scores blocks with a worker process per CPU: it runs alone, on all of them
+# (a child of this process would otherwise inherit its pinning to CLIENT_CPU).
 EVERY_CPU = tuple(range(os.cpu_count() or 1))
 Check = Callable[["Answer"], bool]
 
@@ -218,10 +218,16 @@ def _first_answer(
 
 def rss_bytes(pid: int) -> int:
     """The resident set size of a running process, in bytes."""
+    return _status_bytes(pid, "VmRSS")
+
+
+def _status_bytes(pid: int, field: str) -> int:
+    """A memory figure of /proc/PID/status, in bytes; RuntimeError when it has none (a
+    zombie), OSError when the process is gone."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 def descendants(pid: int, parents: Mapping[int, int] | None = None) -> list[int]:
@@ -298,16 +304,12 @@ def run_measured(
 
 def _watch_peak(process: subprocess.Popen[bytes], peak: list[int]) -> None:
     """Keep the last VmHWM of a running process in peak[0] (a high-water mark only grows)."""
-    status = Path(f"/proc/{process.pid}/status")
     while process.poll() is None:
-        try:
-            text = status.read_text()
-        except OSError:
-            return
         # Popen returns once the command is exec'd: this is its memory, not this process's.
-        for line in text.splitlines():
-            if line.startswith("VmHWM:"):
-                peak[0] = max(peak[0], int(line.split()[1]) * 1024)
+        try:
+            peak[0] = max(peak[0], _status_bytes(process.pid, "VmHWM"))
+        except (OSError, RuntimeError):  # exited meanwhile
+            return
         time.sleep(0.002)
 
 
